@@ -1,0 +1,94 @@
+//! The command line, as SPEC's "Command line" section fixes it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "evalgate", version, about = "Gates changes to AI agents the way CI gates code.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the GitHub App (webhooks, workers, scheduler, report pages).
+    Serve,
+    /// Static checks of every bundle and golden set under PATH; exit 1 on any error.
+    Check {
+        /// Where to look (default: the current folder).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// The same gate as on a pull request, locally: head = working tree, base = REF.
+    Eval(EvalArgs),
+    /// Golden-set commands.
+    Golden {
+        #[command(subcommand)]
+        command: GoldenCommand,
+    },
+    /// Pinned snapshots, the newest available, and the lag in days.
+    Pins {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Audit evidence: export a period, or verify an export.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
+    /// Apply database migrations.
+    Migrate,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    pub bundle_dir: PathBuf,
+    /// Base revision (default: merge-base with the default branch).
+    #[arg(long)]
+    pub base_ref: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// What the run would cost, without calling any model.
+    #[arg(long)]
+    pub estimate: bool,
+    /// Record every model exchange to a cassette.
+    #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+    pub record: Option<PathBuf>,
+    /// Answer every model call from a cassette.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Model calls in flight per provider (default: EVALGATE_CONCURRENCY or 16).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GoldenCommand {
+    /// Recompute the golden-set pin and write it into bundle.yaml, leaving every other byte.
+    Pin { bundle_dir: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Export the audit trail of a period as a zip.
+    Export {
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: String,
+        #[arg(long, value_name = "DATE")]
+        since: String,
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        #[arg(long, value_name = "FILE.zip")]
+        out: PathBuf,
+    },
+    /// Verify an export offline; exit 1 when it was tampered with.
+    Verify { file: PathBuf },
+}

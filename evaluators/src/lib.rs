@@ -1,0 +1,23 @@
+//! evalgate's engine: bundles, golden sets, checks, providers, judge and statistics.
+//!
+//! Nothing here knows about GitHub: the app crate turns webhooks into calls of this library.
+//! Inputs from customers' repositories are parsed into types that cannot hold invalid values
+//! ([`ids::Sha256`], [`snapshot::Snapshot`], [`ids::ToolName`] …), and every problem found on the
+//! way is a [`diagnostic::Diagnostic`] with file, line and column.
+
+pub mod bundle;
+pub mod canonical;
+pub mod config;
+pub mod decode;
+pub mod diagnostic;
+pub mod golden;
+pub mod ids;
+pub mod limits;
+pub mod lint;
+pub mod parse;
+pub mod pin_writer;
+pub mod repo;
+pub mod snapshot;
+pub mod tools;
+pub mod tree;
+pub mod workspace;

@@ -1,0 +1,180 @@
+//! A repository's bundles and golden sets: finding them, and loading a bundle together with
+//! its golden set (checking the pin). `evalgate check` and `evalgate eval` both start here.
+
+use crate::bundle::{self, Bundle};
+use crate::config::{self, RepoConfig};
+use crate::diagnostic::{Diagnostic, Diagnostics, FileDiags, Pos};
+use crate::golden::{self, GoldenContext, GoldenSet};
+use crate::ids::Sha256;
+use crate::limits::MAX_BUNDLES;
+use crate::parse;
+use crate::repo::{RepoFs, RepoPath, WorkTree};
+use crate::tools::ToolDef;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// A valid bundle with its valid, correctly pinned golden set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedBundle {
+    pub bundle: Bundle,
+    pub golden: GoldenSet,
+}
+
+/// Loads the bundle at `manifest` and its golden set, reporting every problem in either. The
+/// golden set is checked against what could be read of the bundle even when the bundle itself
+/// has errors, so one run shows them all.
+pub fn load_bundle(fs: &dyn RepoFs, cfg: &RepoConfig, manifest: &RepoPath, diags: &mut Diagnostics) -> Option<LoadedBundle> {
+    let before = diags.len();
+    let bundle = bundle::load(fs, cfg, manifest, diags);
+    let refs = match &bundle {
+        Some(b) => GoldenRef {
+            dir: Some(b.eval.golden_set.clone()),
+            pin: Some((b.eval.golden_set_sha256, b.eval.pin_pos)),
+            tools: Some(b.tools.clone()),
+            judge: Some(b.eval.judge.as_ref().map(|j| j.rubric.is_some())),
+        },
+        None => GoldenRef::salvage(fs, manifest),
+    };
+    let dir = refs.dir?;
+    let ctx = GoldenContext::new(refs.tools.as_deref(), refs.judge);
+    let golden = golden::load(fs, &dir, Some(&ctx), diags);
+    if let (Some(g), Some((pinned, pos))) = (&golden, refs.pin) {
+        if g.pin != pinned {
+            diags.at(
+                manifest.as_str(),
+                pos,
+                format!(
+                    "golden set `{dir}` does not match its pin: pinned {pinned}, content hashes to {}; if the change is intended, run `evalgate golden pin {}`",
+                    g.pin,
+                    manifest.parent()
+                ),
+            );
+        }
+    }
+    if diags.len() != before {
+        return None;
+    }
+    Some(LoadedBundle { bundle: bundle?, golden: golden? })
+}
+
+/// What the golden-set check needs from a bundle, read leniently from a bundle with errors.
+struct GoldenRef {
+    dir: Option<RepoPath>,
+    pin: Option<(Sha256, Pos)>,
+    tools: Option<Vec<ToolDef>>,
+    judge: Option<Option<bool>>,
+}
+
+impl GoldenRef {
+    fn salvage(fs: &dyn RepoFs, manifest: &RepoPath) -> GoldenRef {
+        let none = GoldenRef { dir: None, pin: None, tools: None, judge: None };
+        let dir = manifest.parent();
+        let Ok(text) = fs.read_text(manifest, crate::limits::MAX_YAML_FILE_BYTES) else { return none };
+        let Ok(root) = parse::yaml::parse(&text) else { return none };
+        let Some(eval) = root.get("eval") else { return none };
+        let golden_dir = eval.get("golden_set").and_then(|n| n.as_str()).and_then(|s| dir.join(s).ok());
+        let pin = eval
+            .get("golden_set_sha256")
+            .and_then(|n| Some((Sha256::parse(n.as_str()?).ok()?, n.pos)));
+        // Tools: only when the file reads cleanly; otherwise tool names go unchecked.
+        let tools = root.get("tools").and_then(|n| n.as_str()).and_then(|s| dir.join(s).ok()).and_then(|p| {
+            let text = fs.read_text(&p, crate::limits::MAX_YAML_FILE_BYTES).ok()?;
+            let node = parse::yaml::parse(&text).ok()?;
+            let mut scratch = Diagnostics::new();
+            let defs = crate::tools::decode(&mut FileDiags::new(p.as_str(), &mut scratch), &node);
+            scratch.is_empty().then_some(defs)
+        });
+        let tools = if root.get("tools").is_none() { Some(Vec::new()) } else { tools };
+        // A judge configured at all is enough to accept `judge` checks here; the bundle's own
+        // errors are reported by the bundle loader.
+        let judge = eval.get("judge").map_or(Some(None), |j| Some(Some(j.get("rubric").is_some())));
+        GoldenRef { dir: golden_dir, pin, tools, judge }
+    }
+}
+
+/// The bundle manifests under `under` that match the repository's globs, in path order.
+pub fn discover_bundles(fs: &WorkTree, cfg: &RepoConfig, under: &RepoPath) -> Result<Vec<RepoPath>, String> {
+    let mut set = globset::GlobSetBuilder::new();
+    for g in &cfg.bundles {
+        let glob = globset::GlobBuilder::new(g).literal_separator(true).build().map_err(|e| format!("bundle glob `{g}`: {e}"))?;
+        set.add(glob);
+    }
+    let set = set.build().map_err(|e| e.to_string())?;
+    let found = walk(fs, under, |p| set.is_match(p.as_str()))?;
+    if found.len() > MAX_BUNDLES {
+        return Err(format!("more than {MAX_BUNDLES} bundles under {under} (limit)"));
+    }
+    Ok(found)
+}
+
+/// Folders under `under` holding a `golden.yaml`.
+pub fn discover_golden_sets(fs: &WorkTree, under: &RepoPath) -> Result<Vec<RepoPath>, String> {
+    Ok(walk(fs, under, |p| p.file_name() == golden::META_NAME)?.into_iter().map(|p| p.parent()).collect())
+}
+
+/// Files under `under` (symlinks are not followed into folders) for which `keep` holds.
+fn walk(fs: &WorkTree, under: &RepoPath, keep: impl Fn(&RepoPath) -> bool) -> Result<Vec<RepoPath>, String> {
+    let mut out = BTreeSet::new();
+    let walker = walkdir::WalkDir::new(fs.disk_path(under)).follow_links(false).into_iter().filter_entry(|e| {
+        !(e.file_type().is_dir() && e.depth() > 0 && matches!(e.file_name().to_str(), Some(".git" | "target" | "node_modules")))
+    });
+    for entry in walker {
+        let entry = entry.map_err(|e| format!("cannot list {under}: {e}"))?;
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        if let Some(p) = fs.repo_path(entry.path()) {
+            if keep(&p) {
+                out.insert(p);
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// What `evalgate check` found.
+#[derive(Debug)]
+pub struct CheckReport {
+    pub bundles: Vec<LoadedBundle>,
+    /// Golden sets checked on their own (not referenced by a bundle under the path).
+    pub golden_sets: Vec<GoldenSet>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub bundles_found: usize,
+}
+
+/// Static checks of every bundle and golden set under `path` (SPEC: `evalgate check`).
+pub fn check_path(path: &Path) -> Result<CheckReport, String> {
+    let root = crate::repo::find_root(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let fs = WorkTree::new(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let real = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let under = fs.repo_path(&real).ok_or_else(|| format!("{} is not inside {}", path.display(), root.display()))?;
+    let mut diags = Diagnostics::new();
+    let cfg = config::load(&fs, &mut diags);
+    let manifests = discover_bundles(&fs, &cfg, &under)?;
+    let mut bundles = Vec::new();
+    let mut golden_dirs_seen = BTreeSet::new();
+    for m in &manifests {
+        if let Some(b) = load_bundle(&fs, &cfg, m, &mut diags) {
+            golden_dirs_seen.insert(b.golden.dir.clone());
+            bundles.push(b);
+        } else if let Some(dir) = GoldenRef::salvage(&fs, m).dir {
+            golden_dirs_seen.insert(dir);
+        }
+    }
+    let mut golden_sets = Vec::new();
+    for dir in discover_golden_sets(&fs, &under)? {
+        if !golden_dirs_seen.contains(&dir) {
+            if let Some(g) = golden::load(&fs, &dir, None, &mut diags) {
+                golden_sets.push(g);
+            }
+        }
+    }
+    if manifests.is_empty() {
+        diags.push(
+            &under.to_string(),
+            None,
+            format!("no bundle found (looked for {} under {under})", cfg.bundles.join(", ")),
+        );
+    }
+    Ok(CheckReport { bundles, golden_sets, diagnostics: diags.into_sorted(), bundles_found: manifests.len() })
+}
