@@ -91,7 +91,7 @@ impl fmt::Display for RepoPath {
 /// Why a file could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
-    #[error("file not found")]
+    #[error("not found")]
     NotFound,
     #[error("is not a regular file")]
     NotAFile,

@@ -69,15 +69,19 @@ pub fn load(fs: &dyn RepoFs, cfg: &RepoConfig, manifest: &RepoPath, diags: &mut 
     let prompt = f
         .require(&mut d, "prompt", "")
         .and_then(|n| read_ref(fs, &mut d, &dir, n, "prompt", MAX_TEXT_FILE_BYTES));
+    let has_tools_key = f.get("tools").is_some();
     let tools_ref = f.get("tools").and_then(|n| read_ref(fs, &mut d, &dir, n, "tools", MAX_YAML_FILE_BYTES));
     let runner = f.get("runner").map_or(Some(Runner::default()), |n| runner(&mut d, n));
     let eval = f.require(&mut d, "eval", "").and_then(|n| eval_spec(fs, &mut d, &dir, n, &cfg.pin_policy));
     let metadata = f.get("metadata").map_or(Some(BTreeMap::new()), |n| metadata(&mut d, n));
 
     // The referenced files: tools are parsed, the prompt is linted against them.
-    let tool_defs = match &tools_ref {
-        Some(t) => parse_tools(diags, t),
-        None => Some(Vec::new()),
+    // No `tools:` means no tools; a tools file that could not be read means unknown tools (and
+    // then drift is not checked, rather than reported against an empty list).
+    let tool_defs = match (&tools_ref, has_tools_key) {
+        (Some(t), _) => parse_tools(diags, t),
+        (None, false) => Some(Vec::new()),
+        (None, true) => None,
     };
     let prompt_text = prompt.as_ref().and_then(|p| text_of(diags, &file, p));
     if let (Some(p), Some(text)) = (&prompt, &prompt_text) {

@@ -51,17 +51,17 @@ const MESSAGE: &[&str] = &["role", "content"];
 
 pub fn decode(d: &mut FileDiags, n: &Node, ctx: Option<&GoldenContext>) -> Option<Case> {
     let before = d.count();
-    let f = decode::mapping(d, n, "case", CASE)?;
-    let id = f.require(d, "id", "case").and_then(|v| {
+    let f = decode::mapping(d, n, "", CASE)?;
+    let id = f.require(d, "id", "").and_then(|v| {
         let s = decode::string(d, v, "id")?;
         CaseId::parse(&s).map_err(|e| d.at(v.pos, e)).ok()
     });
-    let messages = f.require(d, "input", "case").and_then(|v| messages(d, v));
+    let messages = f.require(d, "input", "").and_then(|v| messages(d, v));
     let tool_results = match f.get("tool_results") {
         None => Some(BTreeMap::new()),
         Some(v) => tool_results(d, v, ctx),
     };
-    let checks = f.require(d, "checks", "case").and_then(|v| {
+    let checks = f.require(d, "checks", "").and_then(|v| {
         let items = decode::list(d, v, "checks")?;
         if items.is_empty() {
             d.at(v.pos, "`checks` must list at least one check");
