@@ -53,7 +53,14 @@ fn the_golden_set_pin_is_the_documented_manifest_of_its_files() {
 fn the_same_bytes_hash_the_same_wherever_the_repository_sits() {
     let a = Repo::valid();
     let b = Repo::empty();
-    for f in ["agent/bundle.yaml", "agent/prompt.md", "agent/tools.yaml", "agent/rubric.md", "golden/golden.yaml", "golden/cases.jsonl"] {
+    for f in [
+        "agent/bundle.yaml",
+        "agent/prompt.md",
+        "agent/tools.yaml",
+        "agent/rubric.md",
+        "golden/golden.yaml",
+        "golden/cases.jsonl",
+    ] {
         b.write(&format!("deeper/nested/{f}"), a.read(f));
     }
     let la = load(&a);
@@ -91,7 +98,9 @@ fn line_endings_are_bytes_too() {
 
 #[test]
 fn any_change_to_the_golden_set_changes_its_pin() {
-    for (file, from, to) in [("golden/cases.jsonl", "\"Hi\"", "\"Hi!\""), ("golden/golden.yaml", "version: 1", "version: 2")] {
+    for (file, from, to) in
+        [("golden/cases.jsonl", "\"Hi\"", "\"Hi!\""), ("golden/golden.yaml", "version: 1", "version: 2")]
+    {
         let repo = Repo::valid();
         let before = load(&repo).golden.pin;
         repo.patch(file, from, to);

@@ -34,7 +34,10 @@ fn a_cases_file_over_256_mebibytes_is_refused_before_reading() {
     let f = std::fs::OpenOptions::new().write(true).open(repo.file("golden/cases.jsonl")).unwrap();
     f.set_len(256 * 1024 * 1024 + 1).unwrap(); // sparse: no disk, no memory
     let e = errors_of(&repo);
-    assert!(e.contains("golden/cases.jsonl: error: cases.jsonl is 268435457 bytes, over the limit of 268435456 bytes"), "{e}");
+    assert!(
+        e.contains("golden/cases.jsonl: error: cases.jsonl is 268435457 bytes, over the limit of 268435456 bytes"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -53,7 +56,8 @@ fn more_than_one_hundred_thousand_cases_is_an_error() {
 #[test]
 fn nesting_deeper_than_the_limit_is_an_error_not_a_crash() {
     let repo = Repo::valid();
-    let deep = format!("{{\"id\": \"d\", \"tool_results\": {{\"lookup_order\": {}1{}}}}}\n", "[".repeat(500), "]".repeat(500));
+    let deep =
+        format!("{{\"id\": \"d\", \"tool_results\": {{\"lookup_order\": {}1{}}}}}\n", "[".repeat(500), "]".repeat(500));
     repo.write("golden/cases.jsonl", format!("{}{deep}", support::CASES_JSONL));
     repo.pin();
     let e = errors_of(&repo);

@@ -144,7 +144,9 @@ fn provider_lists(d: &mut FileDiags, n: &Node, what: &str) -> BTreeMap<Provider,
         return out;
     };
     for (k, v) in entries {
-        if let (Some(p), Some(ids)) = (Provider::parse(&k.name), decode::string_list(d, v, &decode::join(what, &k.name))) {
+        if let (Some(p), Some(ids)) =
+            (Provider::parse(&k.name), decode::string_list(d, v, &decode::join(what, &k.name)))
+        {
             out.insert(p, ids);
         }
     }
@@ -154,7 +156,11 @@ fn provider_lists(d: &mut FileDiags, n: &Node, what: &str) -> BTreeMap<Provider,
 fn price(d: &mut FileDiags, key: &Key, v: &Node) -> Option<Price> {
     let what = format!("prices.{}", key.name);
     let f = decode::mapping(d, v, &what, PRICE)?;
-    let input = f.require(d, "input_per_mtok", &what).and_then(|n| decode::non_negative(d, n, &format!("{what}.input_per_mtok")));
-    let output = f.require(d, "output_per_mtok", &what).and_then(|n| decode::non_negative(d, n, &format!("{what}.output_per_mtok")));
+    let input = f
+        .require(d, "input_per_mtok", &what)
+        .and_then(|n| decode::non_negative(d, n, &format!("{what}.input_per_mtok")));
+    let output = f
+        .require(d, "output_per_mtok", &what)
+        .and_then(|n| decode::non_negative(d, n, &format!("{what}.output_per_mtok")));
     Some(Price { input_per_mtok: input?, output_per_mtok: output? })
 }

@@ -95,7 +95,9 @@ impl Sha256 {
     pub fn parse(s: &str) -> Result<Self, String> {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
         if hex.len() != 64 || !hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-            return Err(format!("`{s}` is not a sha256: expected 64 lowercase hex digits (a `sha256:` prefix is accepted)"));
+            return Err(format!(
+                "`{s}` is not a sha256: expected 64 lowercase hex digits (a `sha256:` prefix is accepted)"
+            ));
         }
         let mut out = [0u8; 32];
         for (i, byte) in out.iter_mut().enumerate() {

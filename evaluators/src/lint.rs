@@ -17,7 +17,8 @@ use std::sync::LazyLock;
 static CALL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(`?)\b([A-Za-z][A-Za-z0-9_-]*)\(([^()\n]{0,400})(\)?)").expect("static regex compiles")
 });
-static ARG_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?:[=:].*)?$").expect("static regex compiles"));
+static ARG_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?:[=:].*)?$").expect("static regex compiles"));
 
 /// `.evalgate.yml`'s `lint:` rules applied to a prompt.
 pub fn prompt(d: &mut FileDiags, text: &str, rules: &LintRules) {
@@ -31,13 +32,19 @@ pub fn prompt(d: &mut FileDiags, text: &str, rules: &LintRules) {
     }
     for section in &rules.required_sections {
         if !text.lines().any(|l| l.trim_start().starts_with(section.as_str())) {
-            d.at(index.pos(text, 0), format!("prompt lacks the required section `{section}` (`lint.required_sections`)"));
+            d.at(
+                index.pos(text, 0),
+                format!("prompt lacks the required section `{section}` (`lint.required_sections`)"),
+            );
         }
     }
     for phrase in &rules.forbidden_phrases {
         let Ok(re) = Regex::new(&format!("(?i){}", regex::escape(phrase))) else { continue };
         for m in re.find_iter(text) {
-            d.at(index.pos(text, m.start()), format!("prompt contains the forbidden phrase `{phrase}` (`lint.forbidden_phrases`)"));
+            d.at(
+                index.pos(text, m.start()),
+                format!("prompt contains the forbidden phrase `{phrase}` (`lint.forbidden_phrases`)"),
+            );
         }
     }
 }

@@ -20,7 +20,8 @@ pub fn write_pin(text: &str, pin: &Sha256) -> Result<String, String> {
         None => insert_entry(text, eval, pin)?,
     };
     // Read it back: the pin must be what we meant, and the rest must still parse.
-    let check = parse::yaml::parse(&out).map_err(|e| format!("internal error: the pinned file no longer parses: {e}"))?;
+    let check =
+        parse::yaml::parse(&out).map_err(|e| format!("internal error: the pinned file no longer parses: {e}"))?;
     let written = check.get("eval").and_then(|e| e.get("golden_set_sha256")).and_then(Node::as_str).map(Sha256::parse);
     match written {
         Some(Ok(p)) if p == *pin => Ok(out),
@@ -91,7 +92,10 @@ mod tests {
     fn inserts_a_missing_pin_after_golden_set_with_its_indentation() {
         let text = "eval:\n    golden_set: ../g\n    samples: 1\n";
         let out = write_pin(text, &pin()).unwrap();
-        assert_eq!(out, format!("eval:\n    golden_set: ../g\n    golden_set_sha256: \"{}\"\n    samples: 1\n", pin().hex()));
+        assert_eq!(
+            out,
+            format!("eval:\n    golden_set: ../g\n    golden_set_sha256: \"{}\"\n    samples: 1\n", pin().hex())
+        );
     }
 
     #[test]
@@ -105,7 +109,10 @@ mod tests {
     fn keeps_crlf_line_endings() {
         let text = "eval:\r\n  golden_set: g\r\n  samples: 1\r\n";
         let out = write_pin(text, &pin()).unwrap();
-        assert_eq!(out, format!("eval:\r\n  golden_set: g\r\n  golden_set_sha256: \"{}\"\r\n  samples: 1\r\n", pin().hex()));
+        assert_eq!(
+            out,
+            format!("eval:\r\n  golden_set: g\r\n  golden_set_sha256: \"{}\"\r\n  samples: 1\r\n", pin().hex())
+        );
     }
 
     #[test]

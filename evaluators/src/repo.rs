@@ -35,7 +35,8 @@ impl RepoPath {
         if rel.is_empty() {
             return Err("the path is empty".into());
         }
-        if rel.starts_with('/') || rel.contains('\\') || rel.get(1..2) == Some(":") || rel.chars().any(char::is_control) {
+        if rel.starts_with('/') || rel.contains('\\') || rel.get(1..2) == Some(":") || rel.chars().any(char::is_control)
+        {
             return Err(format!("`{rel}` must be a relative path with `/` separators"));
         }
         let mut parts: Vec<&str> = if self.0.is_empty() { Vec::new() } else { self.0.split('/').collect() };
@@ -167,7 +168,14 @@ impl WorkTree {
                 // A dangling symlink is "not found" to canonicalize; say where it points if it
                 // points outside.
                 match fs::read_link(self.disk_path(path)) {
-                    Ok(target) if !self.disk_path(path).parent().unwrap_or(&self.root).join(&target).starts_with(&self.root) => {
+                    Ok(target)
+                        if !self
+                            .disk_path(path)
+                            .parent()
+                            .unwrap_or(&self.root)
+                            .join(&target)
+                            .starts_with(&self.root) =>
+                    {
                         ReadError::OutsideRepo
                     }
                     _ => ReadError::NotFound,
@@ -205,7 +213,8 @@ impl RepoFs for WorkTree {
 /// it that holds `.git` or `.evalgate.yml`; the path itself when there is none.
 pub fn find_root(start: &Path) -> std::io::Result<PathBuf> {
     let start = fs::canonicalize(start)?;
-    let mut dir = if start.is_dir() { start.clone() } else { start.parent().map(Path::to_path_buf).unwrap_or(start.clone()) };
+    let mut dir =
+        if start.is_dir() { start.clone() } else { start.parent().map(Path::to_path_buf).unwrap_or(start.clone()) };
     let first = dir.clone();
     loop {
         if dir.join(".git").exists() || dir.join(".evalgate.yml").exists() {

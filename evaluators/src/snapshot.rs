@@ -96,7 +96,9 @@ impl PinPolicy {
             Ok(Snapshot { provider, id: id.to_owned() })
         } else {
             let hint = match provider {
-                Provider::Openai => "an OpenAI id is pinned only with a date (`-YYYY-MM-DD` or `-MMDD`), e.g. `gpt-4o-2024-08-06`",
+                Provider::Openai => {
+                    "an OpenAI id is pinned only with a date (`-YYYY-MM-DD` or `-MMDD`), e.g. `gpt-4o-2024-08-06`"
+                }
                 Provider::Anthropic => {
                     "Anthropic ids up to 4.5 need their date (`claude-sonnet-4-5-20250929`); from 4.6 on the bare id is fixed (`claude-opus-4-6`)"
                 }

@@ -68,7 +68,9 @@ pub fn decode(d: &mut FileDiags, root: &Node) -> Vec<ToolDef> {
                 d.at(n.pos, format!("duplicate tool name `{name}` (first at line {})", first.line));
             }
         }
-        let description = f.require(d, "description", &what).and_then(|n| decode::nonempty_string(d, n, &format!("{what}.description")));
+        let description = f
+            .require(d, "description", &what)
+            .and_then(|n| decode::nonempty_string(d, n, &format!("{what}.description")));
         let schema = f.require(d, "input_schema", &what).and_then(|n| {
             decode::free_mapping(d, n, &format!("{what}.input_schema"))?;
             let value = n.to_json();

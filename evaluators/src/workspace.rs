@@ -23,7 +23,12 @@ pub struct LoadedBundle {
 /// Loads the bundle at `manifest` and its golden set, reporting every problem in either. The
 /// golden set is checked against what could be read of the bundle even when the bundle itself
 /// has errors, so one run shows them all.
-pub fn load_bundle(fs: &dyn RepoFs, cfg: &RepoConfig, manifest: &RepoPath, diags: &mut Diagnostics) -> Option<LoadedBundle> {
+pub fn load_bundle(
+    fs: &dyn RepoFs,
+    cfg: &RepoConfig,
+    manifest: &RepoPath,
+    diags: &mut Diagnostics,
+) -> Option<LoadedBundle> {
     let before = diags.len();
     let bundle = bundle::load(fs, cfg, manifest, diags);
     let refs = match &bundle {
@@ -73,9 +78,7 @@ impl GoldenRef {
         let Ok(root) = parse::yaml::parse(&text) else { return none };
         let Some(eval) = root.get("eval") else { return none };
         let golden_dir = eval.get("golden_set").and_then(|n| n.as_str()).and_then(|s| dir.join(s).ok());
-        let pin = eval
-            .get("golden_set_sha256")
-            .and_then(|n| Some((Sha256::parse(n.as_str()?).ok()?, n.pos)));
+        let pin = eval.get("golden_set_sha256").and_then(|n| Some((Sha256::parse(n.as_str()?).ok()?, n.pos)));
         // Tools: only when the file reads cleanly; otherwise tool names go unchecked.
         let tools = root.get("tools").and_then(|n| n.as_str()).and_then(|s| dir.join(s).ok()).and_then(|p| {
             let text = fs.read_text(&p, crate::limits::MAX_YAML_FILE_BYTES).ok()?;
@@ -96,7 +99,10 @@ impl GoldenRef {
 pub fn discover_bundles(fs: &WorkTree, cfg: &RepoConfig, under: &RepoPath) -> Result<Vec<RepoPath>, String> {
     let mut set = globset::GlobSetBuilder::new();
     for g in &cfg.bundles {
-        let glob = globset::GlobBuilder::new(g).literal_separator(true).build().map_err(|e| format!("bundle glob `{g}`: {e}"))?;
+        let glob = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("bundle glob `{g}`: {e}"))?;
         set.add(glob);
     }
     let set = set.build().map_err(|e| e.to_string())?;
@@ -116,7 +122,9 @@ pub fn discover_golden_sets(fs: &WorkTree, under: &RepoPath) -> Result<Vec<RepoP
 fn walk(fs: &WorkTree, under: &RepoPath, keep: impl Fn(&RepoPath) -> bool) -> Result<Vec<RepoPath>, String> {
     let mut out = BTreeSet::new();
     let walker = walkdir::WalkDir::new(fs.disk_path(under)).follow_links(false).into_iter().filter_entry(|e| {
-        !(e.file_type().is_dir() && e.depth() > 0 && matches!(e.file_name().to_str(), Some(".git" | "target" | "node_modules")))
+        !(e.file_type().is_dir()
+            && e.depth() > 0
+            && matches!(e.file_name().to_str(), Some(".git" | "target" | "node_modules")))
     });
     for entry in walker {
         let entry = entry.map_err(|e| format!("cannot list {under}: {e}"))?;

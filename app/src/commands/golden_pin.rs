@@ -13,10 +13,10 @@ pub fn run(bundle_dir: &Path) -> anyhow::Result<Outcome> {
     let dir = std::fs::canonicalize(bundle_dir).with_context(|| format!("{}", bundle_dir.display()))?;
     let dir = fs.repo_path(&dir).ok_or_else(|| anyhow!("{} is outside the repository", bundle_dir.display()))?;
     let manifest = dir.join(bundle::MANIFEST_NAME).map_err(|e| anyhow!(e))?;
-    let text = fs
-        .read_text(&manifest, evaluators::limits::MAX_YAML_FILE_BYTES)
-        .map_err(|e| anyhow!("{manifest} {e}"))?;
-    let root_node = parse::yaml::parse(&text).map_err(|e| anyhow!("{manifest}:{}:{}: {}", e.pos.line, e.pos.col, e.message))?;
+    let text =
+        fs.read_text(&manifest, evaluators::limits::MAX_YAML_FILE_BYTES).map_err(|e| anyhow!("{manifest} {e}"))?;
+    let root_node =
+        parse::yaml::parse(&text).map_err(|e| anyhow!("{manifest}:{}:{}: {}", e.pos.line, e.pos.col, e.message))?;
     let Some(rel) = root_node.get("eval").and_then(|e| e.get("golden_set")).and_then(|g| g.as_str()) else {
         bail!("{manifest}: `eval.golden_set` is missing; name the golden set folder first");
     };

@@ -65,10 +65,11 @@ pub fn load(fs: &dyn RepoFs, cfg: &RepoConfig, manifest: &RepoPath, diags: &mut 
         BundleName::parse(&s).map_err(|e| d.at(n.pos, e)).ok()
     });
     let version = f.require(&mut d, "version", "").and_then(|n| decode::nonempty_string(&mut d, n, "version"));
-    let model = f.require(&mut d, "model", "").and_then(|n| model_spec(&mut d, n, "model", MODEL, &cfg.pin_policy).map(|(m, _)| m));
-    let prompt = f
-        .require(&mut d, "prompt", "")
-        .and_then(|n| read_ref(fs, &mut d, &dir, n, "prompt", MAX_TEXT_FILE_BYTES));
+    let model = f
+        .require(&mut d, "model", "")
+        .and_then(|n| model_spec(&mut d, n, "model", MODEL, &cfg.pin_policy).map(|(m, _)| m));
+    let prompt =
+        f.require(&mut d, "prompt", "").and_then(|n| read_ref(fs, &mut d, &dir, n, "prompt", MAX_TEXT_FILE_BYTES));
     let has_tools_key = f.get("tools").is_some();
     let tools_ref = f.get("tools").and_then(|n| read_ref(fs, &mut d, &dir, n, "tools", MAX_YAML_FILE_BYTES));
     let runner = f.get("runner").map_or(Some(Runner::default()), |n| runner(&mut d, n));
@@ -203,7 +204,10 @@ fn params(d: &mut FileDiags, n: &Node, what: &str) -> Option<ModelParams> {
         temperature: f.get("temperature").and_then(|v| decode::number_in(d, v, &w("temperature"), 0.0, 2.0)),
         top_p: f.get("top_p").and_then(|v| decode::number_in(d, v, &w("top_p"), 0.0, 1.0)),
         top_k: f.get("top_k").and_then(|v| decode::int_in(d, v, &w("top_k"), 1, 1_000_000)).map(|v| v as u32),
-        max_tokens: f.get("max_tokens").and_then(|v| decode::int_in(d, v, &w("max_tokens"), 1, 1_000_000)).map(|v| v as u32),
+        max_tokens: f
+            .get("max_tokens")
+            .and_then(|v| decode::int_in(d, v, &w("max_tokens"), 1, 1_000_000))
+            .map(|v| v as u32),
         stop: f.get("stop").and_then(|v| decode::string_list(d, v, &w("stop"))).unwrap_or_default(),
         seed: f.get("seed").and_then(|v| decode::int_in(d, v, &w("seed"), i64::MIN, i64::MAX)),
     };
@@ -241,7 +245,10 @@ fn eval_spec(
     });
     let pin = match f.get("golden_set_sha256") {
         None => {
-            d.at(f.pos, format!("missing required key `eval.golden_set_sha256`; run `evalgate golden pin {dir}` to write it"));
+            d.at(
+                f.pos,
+                format!("missing required key `eval.golden_set_sha256`; run `evalgate golden pin {dir}` to write it"),
+            );
             None
         }
         Some(p) => {
@@ -256,7 +263,13 @@ fn eval_spec(
                     None
                 }
                 None => {
-                    d.at(p.pos, format!("`eval.golden_set_sha256` must be a string, found {}; run `evalgate golden pin {dir}`", p.kind_name()));
+                    d.at(
+                        p.pos,
+                        format!(
+                            "`eval.golden_set_sha256` must be a string, found {}; run `evalgate golden pin {dir}`",
+                            p.kind_name()
+                        ),
+                    );
                     None
                 }
             }
@@ -271,7 +284,15 @@ fn eval_spec(
     let budget = f.get("budget").map_or(Some(Budget::default()), |b| budget(d, b));
     let (judge, rubric_ref) = judge?;
     let (golden_set_sha256, pin_pos) = pin?;
-    let spec = EvalSpec { golden_set: golden_set?, golden_set_sha256, pin_pos, samples: samples?, judge, gate: gate?, budget: budget? };
+    let spec = EvalSpec {
+        golden_set: golden_set?,
+        golden_set_sha256,
+        pin_pos,
+        samples: samples?,
+        judge,
+        gate: gate?,
+        budget: budget?,
+    };
     (d.count() == before).then_some((spec, rubric_ref))
 }
 
@@ -310,12 +331,16 @@ fn judge(
 fn gate(d: &mut FileDiags, n: &Node) -> Option<GateConfig> {
     let before = d.count();
     let f = decode::mapping(d, n, "eval.gate", GATE)?;
-    let rate = |d: &mut FileDiags, k: &str| f.get(k).and_then(|v| decode::number_in(d, v, &format!("eval.gate.{k}"), 0.0, 1.0));
+    let rate = |d: &mut FileDiags, k: &str| {
+        f.get(k).and_then(|v| decode::number_in(d, v, &format!("eval.gate.{k}"), 0.0, 1.0))
+    };
     let g = GateConfig {
         max_regression_rate: rate(d, "max_regression_rate"),
         min_pass_rate: rate(d, "min_pass_rate"),
         min_fix_rate: rate(d, "min_fix_rate"),
-        max_cost_increase: f.get("max_cost_increase").and_then(|v| decode::non_negative(d, v, "eval.gate.max_cost_increase")),
+        max_cost_increase: f
+            .get("max_cost_increase")
+            .and_then(|v| decode::non_negative(d, v, "eval.gate.max_cost_increase")),
         max_p95_latency_increase_ms: f
             .get("max_p95_latency_increase_ms")
             .and_then(|v| decode::int_in(d, v, "eval.gate.max_p95_latency_increase_ms", 0, i64::MAX))
@@ -333,7 +358,10 @@ fn budget(d: &mut FileDiags, n: &Node) -> Option<Budget> {
     let f = decode::mapping(d, n, "eval.budget", BUDGET)?;
     let b = Budget {
         max_usd: f.get("max_usd").and_then(|v| decode::non_negative(d, v, "eval.budget.max_usd")),
-        max_tokens: f.get("max_tokens").and_then(|v| decode::int_in(d, v, "eval.budget.max_tokens", 0, i64::MAX)).map(|v| v as u64),
+        max_tokens: f
+            .get("max_tokens")
+            .and_then(|v| decode::int_in(d, v, "eval.budget.max_tokens", 0, i64::MAX))
+            .map(|v| v as u64),
     };
     (d.count() == before).then_some(b)
 }

@@ -124,7 +124,8 @@ fn messages(d: &mut FileDiags, n: &Node) -> Option<Vec<Message>> {
                 None
             }
         });
-        let content = mf.require(d, "content", &what).and_then(|c| decode::nonempty_string(d, c, &format!("{what}.content")));
+        let content =
+            mf.require(d, "content", &what).and_then(|c| decode::nonempty_string(d, c, &format!("{what}.content")));
         if let (Some(role), Some(content)) = (role, content) {
             out.push(Message { role, content });
         }

@@ -34,25 +34,56 @@ impl fmt::Debug for Pattern {
 /// `Judge` is graded by the pinned judge model.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
-    Equals { value: String },
-    Contains { value: String },
-    NotContains { value: String },
-    IContains { value: String },
-    Regex { pattern: Pattern },
-    StartsWith { value: String },
+    Equals {
+        value: String,
+    },
+    Contains {
+        value: String,
+    },
+    NotContains {
+        value: String,
+    },
+    IContains {
+        value: String,
+    },
+    Regex {
+        pattern: Pattern,
+    },
+    StartsWith {
+        value: String,
+    },
     JsonValid,
-    JsonSchema { schema: Value },
-    MaxChars { value: u64 },
+    JsonSchema {
+        schema: Value,
+    },
+    MaxChars {
+        value: u64,
+    },
     /// The tool was called, with arguments that include `args` (a subset).
-    ToolCalled { tool: ToolName, args: Option<Map<String, Value>> },
-    ToolNotCalled { tool: ToolName },
+    ToolCalled {
+        tool: ToolName,
+        args: Option<Map<String, Value>>,
+    },
+    ToolNotCalled {
+        tool: ToolName,
+    },
     /// Every tool call's arguments validate against the bundle's schema.
     ToolArgsValid,
-    MaxTurns { value: u32 },
-    MaxTokens { value: u64 },
-    MaxLatencyMs { value: u64 },
-    MaxCostUsd { value: f64 },
-    Judge { rubric: Option<String> },
+    MaxTurns {
+        value: u32,
+    },
+    MaxTokens {
+        value: u64,
+    },
+    MaxLatencyMs {
+        value: u64,
+    },
+    MaxCostUsd {
+        value: f64,
+    },
+    Judge {
+        rubric: Option<String>,
+    },
 }
 
 /// Every check type with the fields it takes (besides `type`).
@@ -128,7 +159,9 @@ pub fn decode(d: &mut FileDiags, n: &Node, what: &str, ctx: Option<&GoldenContex
     let f = decode::mapping(d, n, what, &known)?;
     let w = |k: &str| decode::join(what, k);
     let string = |d: &mut FileDiags, k: &str| f.require(d, k, what).and_then(|v| decode::string(d, v, &w(k)));
-    let count = |d: &mut FileDiags, k: &str| f.require(d, k, what).and_then(|v| decode::int_in(d, v, &w(k), 0, i64::MAX)).map(|v| v as u64);
+    let count = |d: &mut FileDiags, k: &str| {
+        f.require(d, k, what).and_then(|v| decode::int_in(d, v, &w(k), 0, i64::MAX)).map(|v| v as u64)
+    };
     let check = match ty.as_str() {
         "equals" => Check::Equals { value: string(d, "value")? },
         "contains" => Check::Contains { value: nonempty(d, &f, what, "value")? },
@@ -186,7 +219,14 @@ pub fn decode(d: &mut FileDiags, n: &Node, what: &str, ctx: Option<&GoldenContex
                     None => None,
                     Some(a) => {
                         let Value::Object(map) = a.to_json() else {
-                            d.at(a.pos, format!("`{}` must be a mapping of argument names to values, found {}", w("args"), a.kind_name()));
+                            d.at(
+                                a.pos,
+                                format!(
+                                    "`{}` must be a mapping of argument names to values, found {}",
+                                    w("args"),
+                                    a.kind_name()
+                                ),
+                            );
                             return None;
                         };
                         if let Some(ctx) = ctx {

@@ -75,7 +75,13 @@ impl<'a> GoldenContext<'a> {
         None
     }
 
-    fn check_partial_args(&self, d: &mut FileDiags, pos: Pos, tool: &ToolName, args: &serde_json::Map<String, serde_json::Value>) -> Option<()> {
+    fn check_partial_args(
+        &self,
+        d: &mut FileDiags,
+        pos: Pos,
+        tool: &ToolName,
+        args: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<()> {
         let validator = self.partial.get(tool.as_str())?;
         let value = serde_json::Value::Object(args.clone());
         let errors: Vec<String> = validator
@@ -113,7 +119,12 @@ const META: &[&str] = &["name", "version", "description"];
 
 /// Reads and checks a golden set, reporting every problem. `ctx` is the bundle it is read for
 /// (tool names and schemas, the judge); without one only the set itself is checked.
-pub fn load(fs: &dyn RepoFs, dir: &RepoPath, ctx: Option<&GoldenContext>, diags: &mut Diagnostics) -> Option<GoldenSet> {
+pub fn load(
+    fs: &dyn RepoFs,
+    dir: &RepoPath,
+    ctx: Option<&GoldenContext>,
+    diags: &mut Diagnostics,
+) -> Option<GoldenSet> {
     let before = diags.len();
     let meta_path = dir.join(META_NAME).ok()?;
     let cases_path = dir.join(CASES_NAME).ok()?;

@@ -38,14 +38,9 @@ pub fn parse_at(text: &str, first_line: u32) -> Result<Node, SyntaxError> {
         p.line += shift;
         p
     };
-    let result = parse_to_ast(text, &CollectOptions::default(), &STRICT).map_err(|e| SyntaxError {
-        pos: at(e.range().start),
-        message: format!("invalid JSON: {}", e.kind()),
-    })?;
-    let value = result.value.ok_or_else(|| SyntaxError {
-        pos: at(0),
-        message: "invalid JSON: no value".into(),
-    })?;
+    let result = parse_to_ast(text, &CollectOptions::default(), &STRICT)
+        .map_err(|e| SyntaxError { pos: at(e.range().start), message: format!("invalid JSON: {}", e.kind()) })?;
+    let value = result.value.ok_or_else(|| SyntaxError { pos: at(0), message: "invalid JSON: no value".into() })?;
     let cx = Cx { at: &at };
     cx.node(&value, 0)
 }
@@ -65,10 +60,8 @@ impl Cx<'_> {
             Value::NullKeyword(_) => Kind::Null,
             Value::BooleanLit(b) => Kind::Bool(b.value),
             Value::StringLit(s) => Kind::Str(s.value.to_string()),
-            Value::NumberLit(n) => number(n.value).ok_or_else(|| SyntaxError {
-                pos,
-                message: format!("number `{}` is out of range", n.value),
-            })?,
+            Value::NumberLit(n) => number(n.value)
+                .ok_or_else(|| SyntaxError { pos, message: format!("number `{}` is out of range", n.value) })?,
             Value::Array(a) => Kind::Seq(a.elements.iter().map(|v| self.node(v, depth + 1)).collect::<Result<_, _>>()?),
             Value::Object(o) => {
                 let mut entries: Vec<(Key, Node)> = Vec::with_capacity(o.properties.len());
@@ -128,7 +121,15 @@ mod tests {
 
     #[test]
     fn json_extensions_are_rejected() {
-        for bad in [r#"{"a": 1,}"#, r#"{a: 1}"#, r#"{"a": 'x'}"#, r#"{"a": 0x10}"#, "{\"a\": 1} // c", r#"{"a": NaN}"#, r#"{"a": .5}"#] {
+        for bad in [
+            r#"{"a": 1,}"#,
+            r#"{a: 1}"#,
+            r#"{"a": 'x'}"#,
+            r#"{"a": 0x10}"#,
+            "{\"a\": 1} // c",
+            r#"{"a": NaN}"#,
+            r#"{"a": .5}"#,
+        ] {
             assert!(parse(bad).is_err(), "accepted {bad}");
         }
     }

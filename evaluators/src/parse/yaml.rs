@@ -9,19 +9,17 @@ use crate::diagnostic::Pos;
 use crate::limits::{MAX_DEPTH, MAX_NODES};
 use crate::tree::{Key, Kind, Node};
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span, Tag};
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Parses one YAML document. An empty document (only comments, or nothing) is an error: every
 /// evalgate YAML file has content.
 pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     let offsets = CharOffsets::new(text);
-    let mut b = Builder { text, offsets: &offsets, stack: Vec::new(), anchors: HashMap::new(), nodes: 0, root: None, docs: 0 };
+    let mut b =
+        Builder { text, offsets: &offsets, stack: Vec::new(), anchors: HashMap::new(), nodes: 0, root: None, docs: 0 };
     for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| SyntaxError {
-            pos: pos_of(e.marker()),
-            message: format!("invalid YAML: {}", e.info()),
-        })?;
+        let (event, span) =
+            item.map_err(|e| SyntaxError { pos: pos_of(e.marker()), message: format!("invalid YAML: {}", e.info()) })?;
         b.event(event, span)?;
     }
     b.root.ok_or_else(|| SyntaxError { pos: Pos::new(1, 1), message: "the file is empty".into() })
@@ -81,16 +79,18 @@ impl Builder<'_> {
                 Ok(())
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
-                    pos,
-                    message: "alias to an unknown anchor".into(),
-                })?;
+                let node = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| SyntaxError { pos, message: "alias to an unknown anchor".into() })?;
                 self.count(node_count(&node), pos)?;
                 self.finish(Node { pos, ..node })
             }
             Event::Scalar(value, style, anchor, tag) => {
                 self.count(1, pos)?;
-                let kind = resolve_scalar(&value, style, tag.as_deref()).map_err(|message| SyntaxError { pos, message })?;
+                let kind =
+                    resolve_scalar(&value, style, tag.as_deref()).map_err(|message| SyntaxError { pos, message })?;
                 let range = self.range(&span);
                 let node = Node { pos, span: range.start..scalar_end(self.text, range.clone(), style), kind };
                 if anchor > 0 {
@@ -238,7 +238,7 @@ fn node_count(node: &Node) -> usize {
 
 /// The YAML 1.2 core schema: plain scalars may be null, booleans or numbers; anything quoted or
 /// in a block is a string. Only the core tags (`!!str`, `!!int`, …) are accepted.
-fn resolve_scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Result<Kind, String> {
+fn resolve_scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Kind, String> {
     if let Some(tag) = tag {
         if !tag.is_yaml_core_schema() {
             return Err(format!("YAML tag `{tag}` is not supported here"));
