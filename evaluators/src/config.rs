@@ -140,7 +140,8 @@ fn lint_rules(d: &mut FileDiags, l: &Fields<'_>) -> LintRules {
 
 fn provider_lists(d: &mut FileDiags, n: &Node, what: &str) -> BTreeMap<Provider, Vec<String>> {
     let mut out = BTreeMap::new();
-    let Some(entries) = decode::mapping(d, n, what, &Provider::NAMES).and(decode::free_mapping(d, n, what)) else {
+    // Unknown provider names are reported by `mapping`; the known ones are read.
+    let Some(entries) = decode::mapping(d, n, what, &Provider::NAMES).and_then(|_| n.as_map()) else {
         return out;
     };
     for (k, v) in entries {

@@ -128,9 +128,6 @@ pub trait RepoFs {
     fn read_text(&self, path: &RepoPath, max_bytes: u64) -> Result<String, ReadError> {
         String::from_utf8(self.read(path, max_bytes)?).map_err(|_| ReadError::NotUtf8)
     }
-
-    /// Whether `path` names a file (not a folder) that exists.
-    fn is_file(&self, path: &RepoPath) -> bool;
 }
 
 /// The files of a checkout on disk.
@@ -202,10 +199,6 @@ impl RepoFs for WorkTree {
         }
         let file = fs::File::open(&real).map_err(|e| ReadError::Io(e.to_string()))?;
         Ok(Box::new(file))
-    }
-
-    fn is_file(&self, path: &RepoPath) -> bool {
-        self.resolve(path).is_ok_and(|p| p.is_file())
     }
 }
 

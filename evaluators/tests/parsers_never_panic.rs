@@ -20,10 +20,6 @@ impl RepoFs for MemFs {
         }
         Ok(Box::new(bytes.as_slice()))
     }
-
-    fn is_file(&self, path: &RepoPath) -> bool {
-        self.0.contains_key(path.as_str())
-    }
 }
 
 const BUNDLE: &str = "bundle: demo\nversion: \"1\"\nmodel: {provider: anthropic, snapshot: claude-opus-4-6, params: {temperature: 0}}\nprompt: p.md\ntools: t.yaml\neval:\n  golden_set: g\n  golden_set_sha256: \"sha256:00\"\n  judge: {provider: openai, snapshot: gpt-4o-2024-08-06, rubric: p.md, samples: 3}\n  gate: {max_regression_rate: 0.01, critical_tags: [critical]}\n";
