@@ -18,6 +18,7 @@ pub mod parse;
 pub mod pin_writer;
 pub mod repo;
 pub mod snapshot;
+pub mod stats;
 pub mod tools;
 pub mod tree;
 pub mod workspace;
