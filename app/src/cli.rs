@@ -68,6 +68,14 @@ pub struct EvalArgs {
     /// Model calls in flight per provider (default: EVALGATE_CONCURRENCY or 16).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Compare with the bundle in another folder of the same working tree instead of a git
+    /// revision (both bundles are read as they are on disk).
+    #[arg(long, value_name = "DIR", conflicts_with = "base_ref")]
+    pub base_dir: Option<PathBuf>,
+    /// Tighten a gate threshold, as a pre-registration would (KEY=VALUE, e.g.
+    /// max_regression_rate=1%). A value looser than the base bundle's is ignored and reported.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub threshold: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -133,3 +133,26 @@ mod tests {
         assert_ne!(a.finish(), b.finish());
     }
 }
+
+/// A key for content-addressed results: SHA-256 over parts, each preceded by its length, so
+/// no two different part lists hash alike (`["ab","c"]` ≠ `["a","bc"]`). The first part is a
+/// domain string that versions the key's layout.
+pub fn key_of(parts: &[&str]) -> Sha256 {
+    let mut buf = Vec::new();
+    for p in parts {
+        buf.extend_from_slice(&(p.len() as u64).to_le_bytes());
+        buf.extend_from_slice(p.as_bytes());
+    }
+    Sha256::digest(&buf)
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::key_of;
+
+    #[test]
+    fn parts_are_length_delimited() {
+        assert_ne!(key_of(&["ab", "c"]), key_of(&["a", "bc"]));
+        assert_eq!(key_of(&["a", "b"]), key_of(&["a", "b"]));
+    }
+}

@@ -43,7 +43,7 @@ impl fmt::Display for Diagnostic {
 ///
 /// Loaders take `&mut Diagnostics` and keep going after a problem, so that every problem is
 /// reported; they return `None` for a value they could not build.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
 }

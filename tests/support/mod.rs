@@ -101,6 +101,13 @@ impl From<Output> for Run {
     }
 }
 
+/// The `evalgate` binary, to run in `repo` with extra settings.
+pub fn command(repo: &Repo) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_evalgate"));
+    c.current_dir(repo.path()).env_remove("EVALGATE_DATABASE_URL");
+    c
+}
+
 impl Repo {
     /// An empty repository (a folder with `.git`, so it is its own root).
     pub fn empty() -> Repo {
@@ -175,3 +182,6 @@ impl Repo {
         assert_eq!(run.code, 0, "golden pin failed: {}{}", run.stdout, run.stderr);
     }
 }
+
+pub mod fake_provider;
+pub mod scenario;

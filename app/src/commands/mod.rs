@@ -1,7 +1,9 @@
 //! One module per subcommand. Each returns an [`Outcome`]; an `Err` is a setup error (exit 2).
 
 mod check;
+mod eval;
 mod golden_pin;
+mod migrate;
 
 use crate::cli::{Command, GoldenCommand};
 use crate::exit::Outcome;
@@ -11,10 +13,10 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Check { path } => check::run(&path),
         Command::Golden { command: GoldenCommand::Pin { bundle_dir } } => golden_pin::run(&bundle_dir),
         Command::Serve => not_yet("serve"),
-        Command::Eval(_) => not_yet("eval"),
+        Command::Eval(args) => eval::run(&args),
         Command::Pins { .. } => not_yet("pins"),
         Command::Evidence { .. } => not_yet("evidence"),
-        Command::Migrate => not_yet("migrate"),
+        Command::Migrate => migrate::run(),
     }
 }
 

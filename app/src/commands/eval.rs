@@ -1,0 +1,255 @@
+//! `evalgate eval BUNDLE_DIR`: the gate of a pull request, locally. Head is the working tree,
+//! base is a git revision (default: the merge-base with the default branch). The gate's
+//! configuration and the golden-set pin come from the base, as on a pull request.
+
+use crate::cli::EvalArgs;
+use crate::exit::Outcome;
+use crate::git::{self, GitTree};
+use crate::output;
+use crate::settings;
+use crate::store::Store;
+use anyhow::{Context as _, bail};
+use evaluators::bundle::Bundle;
+use evaluators::config;
+use evaluators::diagnostic::Diagnostics;
+use evaluators::engine::budget::Budget;
+use evaluators::engine::caller::Caller;
+use evaluators::engine::{Engine, estimate};
+use evaluators::gate::{self, Source, Thresholds};
+use evaluators::pricing::PriceTable;
+use evaluators::provider::cassette::Cassette;
+use evaluators::provider::{ModelClient, RetryPolicy};
+use evaluators::repo::{self, RepoFs, RepoPath, WorkTree};
+use evaluators::report::{self, Report};
+use evaluators::snapshot::Provider;
+use evaluators::workspace::{self, LoadedBundle};
+use std::io::IsTerminal as _;
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<Outcome> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(eval(args))
+}
+
+async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
+    let (tree, manifest) = locate(&args.bundle_dir)?;
+    let head = load(&tree, &manifest, "the working tree")?;
+    let base = match (&args.base_dir, &args.base_ref) {
+        (Some(dir), _) => {
+            let (base_tree, base_manifest) = locate(dir)?;
+            if base_tree.root() != tree.root() {
+                bail!("--base-dir {} is in another repository than {}", dir.display(), args.bundle_dir.display());
+            }
+            load(&tree, &base_manifest, &format!("--base-dir {}", dir.display()))?
+        }
+        (None, rev) => {
+            let rev = match rev {
+                Some(r) => r.clone(),
+                None => git::default_base(tree.root())?,
+            };
+            let git_tree = GitTree::at(tree.root(), &rev)?;
+            if git_tree.entry_exists(&manifest)? {
+                load(&git_tree, &manifest, &format!("base revision {rev}"))?
+            } else {
+                bail!(
+                    "{manifest} does not exist at the base revision {rev}: a new bundle has no base to compare with; pass --base-ref with a revision that has it"
+                );
+            }
+        }
+    };
+    let thresholds = thresholds(&base.bundle, &args.threshold)?;
+    if head.bundle.eval.golden_set_sha256 != base.bundle.eval.golden_set_sha256 {
+        eprintln!(
+            "note: the head pins golden set {} but the base pins {}; both sides are evaluated on the base's pinned set, as on a pull request",
+            head.bundle.eval.golden_set_sha256.short(),
+            base.bundle.eval.golden_set_sha256.short()
+        );
+    }
+    let golden = &base.golden;
+    let cfg = config_of(&tree)?;
+    let prices = PriceTable::new(cfg.prices.clone());
+    require_prices(&prices, &base.bundle)?;
+    require_prices(&prices, &head.bundle)?;
+
+    let store = Store::open(&settings::database_url()).await?;
+    let cache: Arc<dyn evaluators::engine::cache::ResultCache> = Arc::new(store);
+    let limits = settings::limits(args.concurrency)?;
+
+    if args.estimate {
+        let e = estimate::estimate(cache.as_ref(), &prices, &base.bundle, &head.bundle, golden).await?;
+        output::print_estimate(&e, &base.bundle, &head.bundle, golden);
+        return Ok(Outcome::Ok);
+    }
+
+    if args.replay.is_none() {
+        require_keys(&[&base.bundle, &head.bundle])?;
+    }
+    let client = match &args.replay {
+        Some(path) => ModelClient::replay(Cassette::load(path)?, limits),
+        None => ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, args.record.clone())?,
+    };
+    let budget = Budget::new(base.bundle.eval.budget.max_usd, base.bundle.eval.budget.max_tokens);
+    let caller = Caller::new(Arc::new(client), budget, prices, limits.concurrency);
+    let total = golden.cases.len() as u64 * u64::from(base.bundle.eval.samples + head.bundle.eval.samples);
+    let bar = progress_bar(total, &head.bundle);
+    let engine = {
+        let bar = bar.clone();
+        Engine::new(caller, cache).on_progress(move || bar.inc(1))
+    };
+    let (base_run, head_run) = engine.run(&base.bundle, &head.bundle, golden).await;
+    bar.finish_and_clear();
+    let incomplete = engine.caller().stopped().map(|e| e.to_string());
+    let cx = report::Context {
+        base: &base.bundle,
+        head: &head.bundle,
+        golden,
+        thresholds: &thresholds,
+        calls: engine.counts(),
+        incomplete,
+    };
+    let report = report::build(&cx, base_run, head_run);
+    if args.record.is_some() {
+        engine.caller().client().finish().context("writing the cassette")?;
+    }
+    write_outputs(args, &report)?;
+    print!("{}", output::summary_text(&report));
+    Ok(outcome(&report))
+}
+
+fn outcome(r: &Report) -> Outcome {
+    if r.incomplete.is_some() {
+        Outcome::Incomplete
+    } else if r.gate.passed {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}
+
+fn write_outputs(args: &EvalArgs, r: &Report) -> anyhow::Result<()> {
+    if let Some(p) = &args.json {
+        output::write_file(p, &output::json(r)?)?;
+    }
+    if let Some(p) = &args.markdown {
+        output::write_file(p, &output::markdown(r)?)?;
+    }
+    if let Some(p) = &args.junit {
+        output::write_file(p, &output::junit(r)?)?;
+    }
+    Ok(())
+}
+
+/// The repository and the manifest path of the bundle folder `dir`.
+fn locate(dir: &Path) -> anyhow::Result<(WorkTree, RepoPath)> {
+    let root = repo::find_root(dir).with_context(|| format!("{} is not inside a repository", dir.display()))?;
+    let tree = WorkTree::new(&root).with_context(|| format!("cannot open {}", root.display()))?;
+    let abs = dir.canonicalize().with_context(|| format!("{} does not exist", dir.display()))?;
+    let rel = tree.repo_path(&abs).with_context(|| format!("{} is outside {}", dir.display(), root.display()))?;
+    let manifest = rel.join(evaluators::bundle::MANIFEST_NAME).map_err(anyhow::Error::msg)?;
+    if !tree.disk_path(&manifest).is_file() {
+        bail!("{} has no {}", dir.display(), evaluators::bundle::MANIFEST_NAME);
+    }
+    Ok((tree, manifest))
+}
+
+fn config_of(fs: &dyn RepoFs) -> anyhow::Result<config::RepoConfig> {
+    let mut diags = Diagnostics::new();
+    let cfg = config::load(fs, &mut diags);
+    if !diags.is_empty() {
+        bail!("{}\n.evalgate.yml has errors; run `evalgate check` for the full list", diags_text(&diags));
+    }
+    Ok(cfg)
+}
+
+/// Loads a valid bundle with its pinned golden set, or says every problem and stops.
+fn load(fs: &dyn RepoFs, manifest: &RepoPath, what: &str) -> anyhow::Result<LoadedBundle> {
+    let cfg = config_of(fs)?;
+    let mut diags = Diagnostics::new();
+    match workspace::load_bundle(fs, &cfg, manifest, &mut diags) {
+        Some(b) if diags.is_empty() => Ok(b),
+        _ => bail!(
+            "{}\nthe bundle in {what} is not valid ({} problem(s)); fix them first",
+            diags_text(&diags),
+            diags.len()
+        ),
+    }
+}
+
+fn diags_text(d: &Diagnostics) -> String {
+    d.clone().into_sorted().iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+fn thresholds(base: &Bundle, flags: &[String]) -> anyhow::Result<Thresholds> {
+    let mut t = Thresholds::from_base(&base.eval.gate);
+    for f in flags {
+        let (k, v) = f.split_once('=').with_context(|| format!("--threshold takes KEY=VALUE, found `{f}`"))?;
+        let key = gate::Key::parse(k.trim()).with_context(|| {
+            format!(
+                "--threshold: unknown key `{}`; the keys are {}",
+                k.trim(),
+                gate::Key::ALL.map(|k| k.as_str()).join(", ")
+            )
+        })?;
+        let value = key.parse_value(v).map_err(|e| anyhow::anyhow!("--threshold: {e}"))?;
+        t.tighten(key, value, Source::Cli);
+    }
+    Ok(t)
+}
+
+/// A spending cap or cost gate in dollars cannot be enforced without prices.
+fn require_prices(prices: &PriceTable, b: &Bundle) -> anyhow::Result<()> {
+    let needs = b.eval.budget.max_usd.is_some() || b.eval.gate.max_cost_increase.is_some();
+    if !needs {
+        return Ok(());
+    }
+    let mut snapshots = vec![&b.model.snapshot];
+    if let Some(j) = &b.eval.judge {
+        snapshots.push(&j.snapshot);
+    }
+    for s in snapshots {
+        if prices.price(s).is_none() {
+            bail!(
+                "no price for {s}, and bundle {} sets a budget in USD or a cost gate: add it under `prices:` in .evalgate.yml",
+                b.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A live run needs the key of every provider it will call: said before any work starts.
+fn require_keys(bundles: &[&Bundle]) -> anyhow::Result<()> {
+    let endpoints = settings::endpoints();
+    for b in bundles {
+        let mut snapshots = vec![&b.model.snapshot];
+        if let Some(j) = &b.eval.judge {
+            snapshots.push(&j.snapshot);
+        }
+        for s in snapshots {
+            let (key, var) = match s.provider() {
+                Provider::Anthropic => (&endpoints.anthropic.api_key, "ANTHROPIC_API_KEY"),
+                Provider::Openai => (&endpoints.openai.api_key, "OPENAI_API_KEY"),
+            };
+            if key.is_none() {
+                bail!(
+                    "{var} is not set: bundle {} calls {s}; set it, or pass --replay FILE to answer from a cassette",
+                    b.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(total: u64, b: &Bundle) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} runs, {elapsed}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(format!("evaluating {}", b.name));
+    bar
+}
