@@ -17,8 +17,7 @@ fn help_lists_every_subcommand_of_the_spec() {
 fn subcommands_not_built_yet_say_so_and_exit_2() {
     let repo = Repo::valid();
     for args in [
-        &["serve"][..],
-        &["pins"],
+        &["pins"][..],
         &["evidence", "verify", "x.zip"],
         &["evidence", "export", "--repo", "o/r", "--since", "2026-01-01", "--until", "2026-01-31", "--out", "x.zip"],
     ] {
@@ -71,4 +70,48 @@ fn check_of_a_missing_path_is_a_setup_error() {
     let run = Repo::empty().evalgate(&["check", "no/such/dir"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no/such/dir"), "{}", run.stderr);
+}
+
+/// `serve` with the settings given, none of the caller's own.
+fn serve_with(env: &[(&str, &str)]) -> support::Run {
+    let repo = Repo::empty();
+    let mut cmd = support::command(&repo);
+    cmd.arg("serve");
+    for var in ["EVALGATE_APP_ID", "EVALGATE_PRIVATE_KEY", "EVALGATE_PRIVATE_KEY_PATH", "EVALGATE_WEBHOOK_SECRET"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("EVALGATE_DATABASE_URL", format!("sqlite://{}", repo.file("s.db").display()));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run evalgate").into()
+}
+
+#[test]
+fn serve_without_a_required_setting_stops_with_one_line_naming_it() {
+    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/support/keys/test-app-private.pem");
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[], "EVALGATE_APP_ID"),
+        (&[("EVALGATE_APP_ID", "12")], "EVALGATE_PRIVATE_KEY_PATH"),
+        (&[("EVALGATE_APP_ID", "12"), ("EVALGATE_PRIVATE_KEY_PATH", key)], "EVALGATE_WEBHOOK_SECRET"),
+        (&[("EVALGATE_APP_ID", "twelve")], "EVALGATE_APP_ID"),
+    ];
+    for (env, named) in cases {
+        let run = serve_with(env);
+        assert_eq!(run.code, 2, "{env:?}: {}", run.stderr);
+        assert_eq!(run.stderr.trim().lines().count(), 1, "{env:?}: one line: {}", run.stderr);
+        assert!(run.stderr.contains(named), "{env:?} should name {named}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn serve_with_a_key_that_is_not_a_key_says_so_without_printing_it() {
+    let run = serve_with(&[
+        ("EVALGATE_APP_ID", "12"),
+        ("EVALGATE_PRIVATE_KEY", "not-a-pem-but-secret-material"),
+        ("EVALGATE_WEBHOOK_SECRET", "hook-secret-value"),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("private key"), "{}", run.stderr);
+    assert!(!run.stderr.contains("secret-material") && !run.stderr.contains("hook-secret-value"), "{}", run.stderr);
 }

@@ -2,12 +2,21 @@
 
 mod cli;
 mod commands;
+mod evaluate;
 mod exit;
+mod flow;
 mod git;
+mod github;
+mod link;
 mod logging;
+mod metrics;
 mod output;
+mod render;
+mod server;
 mod settings;
 mod store;
+mod webhook;
+mod worker;
 
 use clap::Parser;
 use exit::Outcome;

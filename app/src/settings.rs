@@ -68,3 +68,83 @@ pub fn log_json() -> anyhow::Result<bool> {
         Some(other) => bail!("EVALGATE_LOG_FORMAT must be `text` or `json`, found `{other}`"),
     }
 }
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:3000";
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+/// Jobs worked on at once by one server.
+pub const DEFAULT_WORKERS: usize = 4;
+/// How long a claimed job stays a worker's without a heartbeat.
+pub const DEFAULT_JOB_LEASE_SECS: u64 = 30;
+
+/// What `evalgate serve` needs. Secrets are [`Secret`]s from the moment they are read.
+pub struct ServeSettings {
+    pub bind: String,
+    pub public_url: String,
+    pub github_api_url: String,
+    pub app_id: u64,
+    pub private_key: Secret,
+    /// One or more secrets (comma-separated), so the secret can be rotated without downtime.
+    pub webhook_secrets: Vec<Secret>,
+    pub database_url: String,
+    pub workers: usize,
+    pub job_lease_ms: i64,
+}
+
+fn required(name: &str, what: &str) -> anyhow::Result<String> {
+    var(name).with_context(|| format!("{name} is not set: {what}"))
+}
+
+fn number<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match var(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name} must be a whole number, found `{v}`")),
+    }
+}
+
+impl ServeSettings {
+    /// Reads and checks every setting; the first one missing or wrong is named in one line.
+    pub fn from_env() -> anyhow::Result<ServeSettings> {
+        let app_id = required("EVALGATE_APP_ID", "set it to the GitHub App's id")?;
+        let app_id: u64 =
+            app_id.trim().parse().map_err(|_| anyhow::anyhow!("EVALGATE_APP_ID must be a number, found `{app_id}`"))?;
+        let private_key = match (var("EVALGATE_PRIVATE_KEY"), var("EVALGATE_PRIVATE_KEY_PATH")) {
+            (Some(pem), _) => Secret::new(pem),
+            (None, Some(path)) => Secret::new(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("EVALGATE_PRIVATE_KEY_PATH: cannot read `{path}`"))?,
+            ),
+            (None, None) => bail!(
+                "EVALGATE_PRIVATE_KEY_PATH is not set: set it to the App's private key file (or EVALGATE_PRIVATE_KEY to the key itself)"
+            ),
+        };
+        let secrets = required("EVALGATE_WEBHOOK_SECRET", "set it to the App's webhook secret")?;
+        let webhook_secrets: Vec<Secret> =
+            secrets.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Secret::new(s.to_owned())).collect();
+        if webhook_secrets.is_empty() {
+            bail!("EVALGATE_WEBHOOK_SECRET is empty: set it to the App's webhook secret");
+        }
+        let workers = number("EVALGATE_WORKERS", DEFAULT_WORKERS)?;
+        if !(1..=256).contains(&workers) {
+            bail!("EVALGATE_WORKERS must be between 1 and 256, found {workers}");
+        }
+        let lease: u64 = number("EVALGATE_JOB_LEASE_SECS", DEFAULT_JOB_LEASE_SECS)?;
+        if lease == 0 {
+            bail!("EVALGATE_JOB_LEASE_SECS must be at least 1");
+        }
+        Ok(ServeSettings {
+            bind: var("EVALGATE_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned()),
+            public_url: var("EVALGATE_PUBLIC_URL")
+                .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            github_api_url: var("EVALGATE_GITHUB_API_URL").unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_owned()),
+            app_id,
+            private_key,
+            webhook_secrets,
+            database_url: database_url(),
+            workers,
+            job_lease_ms: (lease * 1000) as i64,
+        })
+    }
+}

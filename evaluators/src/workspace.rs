@@ -97,6 +97,30 @@ impl GoldenRef {
 
 /// The bundle manifests under `under` that match the repository's globs, in path order.
 pub fn discover_bundles(fs: &WorkTree, cfg: &RepoConfig, under: &RepoPath) -> Result<Vec<RepoPath>, String> {
+    let set = bundle_globs(cfg)?;
+    let found = walk(fs, under, |p| set.is_match(p.as_str()))?;
+    if found.len() > MAX_BUNDLES {
+        return Err(format!("more than {MAX_BUNDLES} bundles under {under} (limit)"));
+    }
+    Ok(found)
+}
+
+/// The bundle manifests among `paths` (a commit's file list, as GitHub gives it), in path order.
+pub fn match_bundles<'a>(cfg: &RepoConfig, paths: impl IntoIterator<Item = &'a str>) -> Result<Vec<RepoPath>, String> {
+    let set = bundle_globs(cfg)?;
+    let mut found = BTreeSet::new();
+    for p in paths {
+        if set.is_match(p) {
+            found.insert(RepoPath::parse(p)?);
+        }
+    }
+    if found.len() > MAX_BUNDLES {
+        return Err(format!("more than {MAX_BUNDLES} bundles in the repository (limit)"));
+    }
+    Ok(found.into_iter().collect())
+}
+
+fn bundle_globs(cfg: &RepoConfig) -> Result<globset::GlobSet, String> {
     let mut set = globset::GlobSetBuilder::new();
     for g in &cfg.bundles {
         let glob = globset::GlobBuilder::new(g)
@@ -105,12 +129,7 @@ pub fn discover_bundles(fs: &WorkTree, cfg: &RepoConfig, under: &RepoPath) -> Re
             .map_err(|e| format!("bundle glob `{g}`: {e}"))?;
         set.add(glob);
     }
-    let set = set.build().map_err(|e| e.to_string())?;
-    let found = walk(fs, under, |p| set.is_match(p.as_str()))?;
-    if found.len() > MAX_BUNDLES {
-        return Err(format!("more than {MAX_BUNDLES} bundles under {under} (limit)"));
-    }
-    Ok(found)
+    set.build().map_err(|e| e.to_string())
 }
 
 /// Folders under `under` holding a `golden.yaml`.
@@ -185,4 +204,44 @@ pub fn check_path(path: &Path) -> Result<CheckReport, String> {
         );
     }
     Ok(CheckReport { bundles, golden_sets, diagnostics: diags.into_sorted(), bundles_found: manifests.len() })
+}
+
+/// What a bundle's `bundle.yaml` names, read leniently (also from a bundle with errors), to
+/// decide whether a change touches it: its name, and the files and folders it references.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct References {
+    /// The `bundle:` value when it is a string.
+    pub name: Option<String>,
+    /// The folder of `bundle.yaml`, its prompt, tools and rubric files, and its golden-set folder.
+    pub paths: Vec<RepoPath>,
+}
+
+impl References {
+    /// Whether a change to `path` touches the bundle.
+    pub fn touched_by(&self, path: &str) -> bool {
+        let Ok(p) = RepoPath::parse(path) else { return false };
+        self.paths.iter().any(|r| p == *r || p.starts_with(r))
+    }
+}
+
+pub fn references(fs: &dyn RepoFs, manifest: &RepoPath) -> References {
+    let dir = manifest.parent();
+    let mut refs = References { name: None, paths: vec![dir.clone()] };
+    let Ok(text) = fs.read_text(manifest, crate::limits::MAX_YAML_FILE_BYTES) else { return refs };
+    let Ok(root) = parse::yaml::parse(&text) else { return refs };
+    refs.name = root.get("bundle").and_then(|n| n.as_str()).map(str::to_owned);
+    let eval = root.get("eval");
+    let judge = eval.and_then(|e| e.get("judge"));
+    let named = [
+        root.get("prompt"),
+        root.get("tools"),
+        judge.and_then(|j| j.get("rubric")),
+        eval.and_then(|e| e.get("golden_set")),
+    ];
+    for node in named.into_iter().flatten() {
+        if let Some(p) = node.as_str().and_then(|s| dir.join(s).ok()) {
+            refs.paths.push(p);
+        }
+    }
+    refs
 }

@@ -12,15 +12,13 @@ use anyhow::{Context as _, bail};
 use evaluators::bundle::Bundle;
 use evaluators::config;
 use evaluators::diagnostic::Diagnostics;
-use evaluators::engine::budget::Budget;
-use evaluators::engine::caller::Caller;
-use evaluators::engine::{Engine, estimate};
+use evaluators::engine::estimate;
 use evaluators::gate::{self, Source, Thresholds};
 use evaluators::pricing::PriceTable;
 use evaluators::provider::cassette::Cassette;
 use evaluators::provider::{ModelClient, RetryPolicy};
 use evaluators::repo::{self, RepoFs, RepoPath, WorkTree};
-use evaluators::report::{self, Report};
+use evaluators::report::Report;
 use evaluators::snapshot::Provider;
 use evaluators::workspace::{self, LoadedBundle};
 use std::io::IsTerminal as _;
@@ -69,8 +67,8 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
     let golden = &base.golden;
     let cfg = config_of(&tree)?;
     let prices = PriceTable::new(cfg.prices.clone());
-    require_prices(&prices, &base.bundle)?;
-    require_prices(&prices, &head.bundle)?;
+    crate::evaluate::require_prices(&prices, &base.bundle).map_err(anyhow::Error::msg)?;
+    crate::evaluate::require_prices(&prices, &head.bundle).map_err(anyhow::Error::msg)?;
 
     let store = Store::open(&settings::database_url()).await?;
     let cache: Arc<dyn evaluators::engine::cache::ResultCache> = Arc::new(store);
@@ -89,26 +87,14 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
         Some(path) => ModelClient::replay(Cassette::load(path)?, limits),
         None => ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, args.record.clone())?,
     };
-    let budget = Budget::new(base.bundle.eval.budget.max_usd, base.bundle.eval.budget.max_tokens);
-    let caller = Caller::new(Arc::new(client), budget, prices, limits.concurrency);
-    let total = golden.cases.len() as u64 * u64::from(base.bundle.eval.samples + head.bundle.eval.samples);
+    let total = crate::evaluate::total_runs(&base, &head);
     let bar = progress_bar(total, &head.bundle);
-    let engine = {
+    let setup = crate::evaluate::Setup { client: Arc::new(client), cache, prices, concurrency: limits.concurrency };
+    let (report, engine) = {
         let bar = bar.clone();
-        Engine::new(caller, cache).on_progress(move || bar.inc(1))
+        crate::evaluate::evaluate(setup, &base, &head, &thresholds, move || bar.inc(1)).await
     };
-    let (base_run, head_run) = engine.run(&base.bundle, &head.bundle, golden).await;
     bar.finish_and_clear();
-    let incomplete = engine.caller().stopped().map(|e| e.to_string());
-    let cx = report::Context {
-        base: &base.bundle,
-        head: &head.bundle,
-        golden,
-        thresholds: &thresholds,
-        calls: engine.counts(),
-        incomplete,
-    };
-    let report = report::build(&cx, base_run, head_run);
     if args.record.is_some() {
         engine.caller().client().finish().context("writing the cassette")?;
     }
@@ -195,27 +181,6 @@ fn thresholds(base: &Bundle, flags: &[String]) -> anyhow::Result<Thresholds> {
         t.tighten(key, value, Source::Cli);
     }
     Ok(t)
-}
-
-/// A spending cap or cost gate in dollars cannot be enforced without prices.
-fn require_prices(prices: &PriceTable, b: &Bundle) -> anyhow::Result<()> {
-    let needs = b.eval.budget.max_usd.is_some() || b.eval.gate.max_cost_increase.is_some();
-    if !needs {
-        return Ok(());
-    }
-    let mut snapshots = vec![&b.model.snapshot];
-    if let Some(j) = &b.eval.judge {
-        snapshots.push(&j.snapshot);
-    }
-    for s in snapshots {
-        if prices.price(s).is_none() {
-            bail!(
-                "no price for {s}, and bundle {} sets a budget in USD or a cost gate: add it under `prices:` in .evalgate.yml",
-                b.name
-            );
-        }
-    }
-    Ok(())
 }
 
 /// A live run needs the key of every provider it will call: said before any work starts.

@@ -4,6 +4,7 @@ mod check;
 mod eval;
 mod golden_pin;
 mod migrate;
+mod serve;
 
 use crate::cli::{Command, GoldenCommand};
 use crate::exit::Outcome;
@@ -12,7 +13,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Check { path } => check::run(&path),
         Command::Golden { command: GoldenCommand::Pin { bundle_dir } } => golden_pin::run(&bundle_dir),
-        Command::Serve => not_yet("serve"),
+        Command::Serve => serve::run(),
         Command::Eval(args) => eval::run(&args),
         Command::Pins { .. } => not_yet("pins"),
         Command::Evidence { .. } => not_yet("evidence"),

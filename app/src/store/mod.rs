@@ -1,6 +1,11 @@
 //! The database: one pool, migrations embedded in the binary, and the tables' queries in one
 //! module each. SQLite by default (`sqlite://evalgate.db`, created when missing).
 
+pub mod check_runs;
+pub mod deliveries;
+pub mod gate_runs;
+pub mod jobs;
+pub mod pull_requests;
 mod results;
 
 use anyhow::Context as _;
@@ -43,10 +48,25 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Whether the database answers (`/readyz`).
+    pub async fn ping(&self) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await.is_ok()
+    }
+
     pub async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("applying database migrations")?;
         Ok(())
     }
+}
+
+/// Milliseconds since the Unix epoch: the one clock every table uses.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A fresh random id (128 bits as 32 hex digits).
+pub fn new_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 /// A database URL without its password, for messages.

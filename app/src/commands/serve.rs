@@ -1,0 +1,42 @@
+//! `evalgate serve`: settings checked first (a missing one stops start-up with one line naming
+//! it), then the database, the GitHub App client, the shared model client, workers and HTTP.
+
+use crate::exit::Outcome;
+use crate::flow::Ctx;
+use crate::github::GitHubApp;
+use crate::link::LinkSigner;
+use crate::render::Templates;
+use crate::server::{self, App};
+use crate::settings::{self, ServeSettings};
+use crate::store::Store;
+use anyhow::Context as _;
+use evaluators::provider::{ModelClient, RetryPolicy};
+use std::sync::Arc;
+
+pub fn run() -> anyhow::Result<Outcome> {
+    let settings = ServeSettings::from_env()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    rt.block_on(serve(settings))?;
+    Ok(Outcome::Ok)
+}
+
+async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    let store = Store::open(&settings.database_url).await?;
+    let github = GitHubApp::new(&settings.github_api_url, settings.app_id, settings.private_key.expose().as_bytes())?;
+    let limits = settings::limits(None)?;
+    let models = ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, None)
+        .context("setting up the model providers")?;
+    let secrets = settings.webhook_secrets.iter().map(|s| s.expose().as_bytes().to_vec()).collect::<Vec<_>>();
+    let links = LinkSigner::from_secret(&secrets[0]);
+    let ctx = Ctx::new(
+        store,
+        github,
+        Arc::new(models),
+        limits.concurrency,
+        Templates::new()?,
+        links,
+        settings.public_url.clone(),
+    );
+    let app = Arc::new(App { ctx: Arc::new(ctx), webhook_secrets: settings.webhook_secrets.clone() });
+    server::serve(settings, app).await
+}

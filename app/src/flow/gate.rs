@@ -1,0 +1,246 @@
+//! A gate job: one bundle at one head of a pull request, evaluated against its base, its check
+//! run taken from queued through in_progress (with a progress line) to its conclusion. The
+//! gate configuration and the golden-set pin are the base branch's.
+
+use super::checks::{self, bundle_check};
+use super::{Ctx, JobError};
+use crate::evaluate::{self, Setup};
+use crate::github::tree::CommitTree;
+use crate::github::{GitHubError, Installation};
+use crate::store::gate_runs::RunState;
+use evaluators::config;
+use evaluators::diagnostic::{Diagnostic, Diagnostics};
+use evaluators::gate::{Source, Thresholds};
+use evaluators::pricing::PriceTable;
+use evaluators::repo::RepoPath;
+use evaluators::workspace::{self, LoadedBundle};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// One side of a bundle: valid, or every problem found in it.
+pub type Side = Result<LoadedBundle, Vec<Diagnostic>>;
+
+/// How often the check run's progress line is updated at most.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How often a running evaluation looks whether a newer push cancelled it.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// Loads the bundle at `manifest` with its golden set from one commit.
+pub async fn load_at(gh: &Installation, tree: &CommitTree, manifest: &RepoPath) -> Result<Side, GitHubError> {
+    tree.load(gh, |t| {
+        let mut d = Diagnostics::new();
+        let cfg = config::load(t, &mut d);
+        match workspace::load_bundle(t, &cfg, manifest, &mut d) {
+            Some(b) if d.is_empty() => Ok(b),
+            _ => Err(d.into_sorted()),
+        }
+    })
+    .await
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn fatal(e: impl std::fmt::Display) -> JobError {
+    JobError::Fatal(e.to_string())
+}
+
+pub async fn run(ctx: &Arc<Ctx>, id: &str) -> Result<(), JobError> {
+    let Some(run) = ctx.store.gate_run(id).await? else { return Err(fatal(format!("gate run {id} is not stored"))) };
+    if run.state.is_final() || matches!(run.state, RunState::AwaitingApproval | RunState::AwaitingPreRegistration) {
+        return Ok(());
+    }
+    let span =
+        tracing::info_span!("gate", repo = %run.repo, pr = run.pr_number, bundle = %run.bundle, head = %run.head_sha);
+    tracing::Instrument::instrument(evaluate_run(ctx, run), span).await
+}
+
+async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> Result<(), JobError> {
+    let repo = run.repo.as_str();
+    let Some(pr) = ctx.store.pr(repo, run.pr_number).await? else {
+        return Err(fatal(format!("pull request {repo}#{} is not stored", run.pr_number)));
+    };
+    let gh = ctx.github.installation(pr.installation_id as u64)?;
+    let name = bundle_check(&run.bundle);
+    let details = ctx.details_url(&run.id);
+    let first = json!({ "status": "queued", "external_id": run.id, "details_url": details,
+        "output": checks::output("queued", "The evaluation is queued.", None) });
+    let check = checks::ensure(ctx, &gh, repo, &run.head_sha, &name, first).await?;
+    if !ctx.store.set_run_state(&run.id, RunState::InProgress).await? {
+        return Ok(()); // cancelled meanwhile
+    }
+    let progress_body = |line: &str| {
+        json!({ "status": "in_progress", "started_at": now(), "details_url": details,
+            "output": checks::output(&format!("evaluating: {line}"), &format!("Evaluation in progress: {line}."), None) })
+    };
+    checks::update(&gh, repo, check, &progress_body("reading the bundles")).await?;
+    ctx.metrics.inc(&ctx.metrics.evaluations_started);
+
+    let head_tree = CommitTree::fetch(&gh, repo, &run.head_sha).await?;
+    let base_tree = CommitTree::fetch(&gh, repo, &run.base_sha).await?;
+    let manifest = RepoPath::parse(&run.manifest).map_err(fatal)?;
+    let head = match load_at(&gh, &head_tree, &manifest).await? {
+        Ok(h) => h,
+        Err(diags) => return invalid(ctx, &gh, &run, check, &diags, "head").await,
+    };
+    let base = match &run.base_manifest {
+        Some(m) => {
+            let m = RepoPath::parse(m).map_err(fatal)?;
+            match load_at(&gh, &base_tree, &m).await? {
+                Ok(b) => b,
+                Err(diags) => return invalid(ctx, &gh, &run, check, &diags, "base").await,
+            }
+        }
+        // A bundle the pull request adds is measured against itself, on its own gate; its gate
+        // and golden set are new, so `evalgate/golden-set` asks a reviewer to approve them.
+        None => head.clone(),
+    };
+    let (cfg, _) = super::touched::config_of(&gh, &base_tree).await?;
+    let mut thresholds = Thresholds::from_base(&base.bundle.eval.gate);
+    if let Some(frozen) = &pr.thresholds {
+        for (k, v) in super::pr::parse_thresholds(frozen) {
+            thresholds.tighten(k, v, Source::PreRegistration);
+        }
+    }
+    let prices = PriceTable::new(cfg.prices.clone());
+    for b in [&base.bundle, &head.bundle] {
+        if let Err(why) = evaluate::require_prices(&prices, b) {
+            return finish(ctx, &gh, &run, check, "failure", "cannot evaluate: no price for a snapshot", &why, None)
+                .await;
+        }
+    }
+
+    let total = evaluate::total_runs(&base, &head);
+    let done = Arc::new(AtomicU64::new(0));
+    let ticker = {
+        let (gh, done, repo, ctx) = (gh.clone(), done.clone(), repo.to_owned(), ctx.clone());
+        let details = details.clone();
+        tokio::spawn(async move {
+            let mut shown = u64::MAX;
+            loop {
+                tokio::time::sleep(PROGRESS_EVERY).await;
+                let n = done.load(Ordering::Relaxed);
+                if n != shown {
+                    shown = n;
+                    let line = format!("{n}/{total} case runs");
+                    let body = json!({ "status": "in_progress", "details_url": details,
+                        "output": checks::output(&format!("evaluating: {line}"), &format!("Evaluation in progress: {line}."), None) });
+                    if let Err(e) = checks::update(&gh, &repo, check, &body).await {
+                        tracing::warn!(error = %e, "progress update failed");
+                    }
+                }
+                let _ = &ctx;
+            }
+        })
+    };
+    let setup =
+        Setup { client: ctx.models.clone(), cache: Arc::new(ctx.store.clone()), prices, concurrency: ctx.concurrency };
+    let counter = done.clone();
+    let evaluation = evaluate::evaluate(setup, &base, &head, &thresholds, move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    let cancelled = async {
+        loop {
+            tokio::time::sleep(CANCEL_POLL).await;
+            if let Ok(Some(RunState::Cancelled)) = ctx.store.run_state(&run.id).await {
+                return;
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        out = evaluation => Some(out),
+        () = cancelled => None,
+    };
+    ticker.abort();
+    let Some((report, _engine)) = outcome else {
+        tracing::info!("evaluation cancelled by a newer push");
+        return Ok(());
+    };
+    let conclusion = if report.incomplete.is_some() {
+        "action_required"
+    } else if report.gate.passed {
+        "success"
+    } else {
+        "failure"
+    };
+    let summary = crate::output::markdown(&report).map_err(|e| fatal(format!("{e:#}")))?;
+    let json = crate::output::json(&report).map_err(|e| fatal(format!("{e:#}")))?;
+    ctx.metrics.inc(&ctx.metrics.evaluations_completed);
+    finish(ctx, &gh, &run, check, conclusion, &report.title(), &summary, Some(&json)).await
+}
+
+/// Completes the run and its check run, then refreshes the sticky comment.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    ctx: &Arc<Ctx>,
+    gh: &Installation,
+    run: &crate::store::gate_runs::GateRun,
+    check: u64,
+    conclusion: &str,
+    title: &str,
+    summary: &str,
+    report: Option<&str>,
+) -> Result<(), JobError> {
+    let details = ctx.details_url(&run.id);
+    if !ctx.store.complete_run(&run.id, conclusion, title, report, summary).await? {
+        return Ok(()); // cancelled meanwhile: the newer head's run speaks
+    }
+    let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(), "details_url": details,
+        "output": checks::output(title, summary, Some(&details)) });
+    checks::update(gh, &run.repo, check, &body).await?;
+    super::comment::update(ctx, gh, &run.repo, run.pr_number).await
+}
+
+/// An invalid bundle fails its check, with every problem as an annotation at file and line.
+async fn invalid(
+    ctx: &Arc<Ctx>,
+    gh: &Installation,
+    run: &crate::store::gate_runs::GateRun,
+    check: u64,
+    diags: &[Diagnostic],
+    side: &str,
+) -> Result<(), JobError> {
+    let title = format!("bundle invalid at {side}: {} problem(s)", diags.len());
+    let list: String = diags.iter().map(|d| format!("- `{d}`\n")).collect();
+    let summary = if side == "head" {
+        format!(
+            "The bundle cannot be evaluated until these problems are fixed (run `evalgate check` locally):\n\n{list}"
+        )
+    } else {
+        format!(
+            "The base branch's bundle is invalid, so there is nothing to compare with; fix it on the base branch first:\n\n{list}"
+        )
+    };
+    if !ctx.store.complete_run(&run.id, "failure", &title, None, &summary).await? {
+        return Ok(());
+    }
+    let details = ctx.details_url(&run.id);
+    let out = checks::output(&title, &summary, Some(&details));
+    // Annotations point into the head's files; the base's problems are only listed.
+    let annotations = if side == "head" { checks::annotations(diags) } else { Vec::new() };
+    checks::complete_with_annotations(gh, &run.repo, check, "failure", out, annotations).await?;
+    super::comment::update(ctx, gh, &run.repo, run.pr_number).await
+}
+
+/// After the last attempt failed: the check run says so and fails (an error is never a pass).
+pub async fn fail_for_good(ctx: &Arc<Ctx>, id: &str, error: &str) -> Result<(), JobError> {
+    let Some(run) = ctx.store.gate_run(id).await? else { return Ok(()) };
+    let Some(pr) = ctx.store.pr(&run.repo, run.pr_number).await? else { return Ok(()) };
+    let gh = ctx.github.installation(pr.installation_id as u64)?;
+    let summary = format!(
+        "evalgate could not complete this evaluation after several attempts:\n\n```\n{error}\n```\n\nRe-run the check to try again."
+    );
+    let title = "evaluation failed: evalgate could not complete it";
+    if !ctx.store.complete_run(&run.id, "failure", title, None, &summary).await? {
+        return Ok(());
+    }
+    if let Some(check) = ctx.store.check_run_id(&run.repo, &run.head_sha, &bundle_check(&run.bundle)).await? {
+        let body = json!({ "status": "completed", "conclusion": "failure", "completed_at": now(),
+            "output": checks::output(title, &summary, None) });
+        checks::update(&gh, &run.repo, check, &body).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! The pull-request gate: what each job does. A delivery job reads what changed and posts the
+//! pre-registration and golden-set checks and one queued check per touched bundle; a gate job
+//! evaluates one bundle at one head and completes its check. Both are safe to run again after
+//! a crash: check runs are found by their stored ids, results come from the result cache.
+
+pub mod checks;
+pub mod comment;
+pub mod gate;
+pub mod pr;
+pub mod touched;
+
+use crate::github::{GitHubApp, GitHubError};
+use crate::link::LinkSigner;
+use crate::metrics::Metrics;
+use crate::render::Templates;
+use crate::store::Store;
+use crate::store::jobs::{Job, JobKind};
+use crate::webhook::{self, Event};
+use evaluators::provider::ModelClient;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+type CommentLock = Arc<tokio::sync::Mutex<()>>;
+
+/// Everything a job needs, shared by every worker of one server.
+pub struct Ctx {
+    pub store: Store,
+    pub github: GitHubApp,
+    /// One model client for the whole server: its limits are per provider, shared by all runs.
+    pub models: Arc<ModelClient>,
+    pub concurrency: usize,
+    pub templates: Templates,
+    pub links: LinkSigner,
+    pub public_url: String,
+    pub metrics: Metrics,
+    /// Wakes idle workers when a job is queued.
+    pub wake: tokio::sync::Notify,
+    /// One lock per pull request around its sticky comment, so two finishing runs never both
+    /// create one.
+    comment_locks: Mutex<HashMap<(String, u64), CommentLock>>,
+}
+
+impl Ctx {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        github: GitHubApp,
+        models: Arc<ModelClient>,
+        concurrency: usize,
+        templates: Templates,
+        links: LinkSigner,
+        public_url: String,
+    ) -> Ctx {
+        Ctx {
+            store,
+            github,
+            models,
+            concurrency,
+            templates,
+            links,
+            public_url,
+            metrics: Metrics::default(),
+            wake: tokio::sync::Notify::new(),
+            comment_locks: Mutex::default(),
+        }
+    }
+
+    fn comment_lock(&self, repo: &str, pr: u64) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.comment_locks.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((repo.to_owned(), pr)).or_default().clone()
+    }
+
+    /// The report link of a gate run (a signed, expiring capability).
+    pub fn details_url(&self, run_id: &str) -> String {
+        let token = self.links.token(run_id, chrono::Utc::now().timestamp());
+        format!("{}/runs/{run_id}?token={token}", self.public_url)
+    }
+}
+
+/// Why a job did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt later (GitHub or the database was unavailable).
+    #[error("{0}")]
+    Retry(String),
+    /// Will not get better by trying again.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl From<GitHubError> for JobError {
+    fn from(e: GitHubError) -> Self {
+        match &e {
+            GitHubError::Status { status, .. } if status.is_client_error() && status.as_u16() != 429 => {
+                JobError::Fatal(e.to_string())
+            }
+            GitHubError::Setup(_) => JobError::Fatal(e.to_string()),
+            _ => JobError::Retry(e.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(e: sqlx::Error) -> Self {
+        JobError::Retry(format!("database: {e}"))
+    }
+}
+
+/// Runs one claimed job to its end.
+pub async fn run_job(ctx: &Arc<Ctx>, job: &Job) -> Result<(), JobError> {
+    match job.kind {
+        JobKind::Delivery => {
+            let id = job.payload.get("delivery_id").and_then(|v| v.as_str()).unwrap_or_default();
+            let Some((event, payload)) = ctx.store.delivery(id).await? else {
+                return Err(JobError::Fatal(format!("delivery {id} is not stored")));
+            };
+            let event = webhook::parse_event(&event, payload.as_bytes()).map_err(|e| JobError::Fatal(e.to_string()))?;
+            let span =
+                tracing::info_span!("delivery", delivery = id, repo = event.repo().map(|r| r.as_str()).unwrap_or(""));
+            tracing::Instrument::instrument(handle_event(ctx, event), span).await
+        }
+        JobKind::Gate => {
+            let id = job.payload.get("gate_run").and_then(|v| v.as_str()).unwrap_or_default();
+            gate::run(ctx, id).await
+        }
+    }
+}
+
+/// When a job gave up for good: a gate run's check must not stay open or, worse, look passed.
+pub async fn gave_up(ctx: &Arc<Ctx>, job: &Job, error: &str) {
+    if job.kind == JobKind::Gate {
+        let id = job.payload.get("gate_run").and_then(|v| v.as_str()).unwrap_or_default();
+        if let Err(e) = gate::fail_for_good(ctx, id, error).await {
+            tracing::error!(gate_run = id, error = %e, "could not mark the check run failed");
+        }
+    }
+}
+
+async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
+    match event {
+        Event::PullRequest { installation, repo, number, .. } => {
+            pr::sync(ctx, installation, repo.as_str(), number, pr::Trigger::PullRequest).await
+        }
+        Event::CheckRun {
+            installation,
+            repo,
+            check_run_id,
+            name,
+            head_sha,
+            pull_requests,
+            requested_action,
+            sender,
+        } => {
+            let numbers = pr::numbers_for(ctx, repo.as_str(), &head_sha, &pull_requests).await?;
+            match requested_action.as_deref() {
+                Some(checks::RUN_EVALS) => {
+                    for n in numbers {
+                        pr::approve_fork(ctx, installation, repo.as_str(), n, &head_sha, &sender).await?;
+                    }
+                }
+                Some(other) => tracing::info!(action = other, check_run_id, "unknown requested action ignored"),
+                None => {
+                    for n in numbers {
+                        pr::rerun(ctx, installation, repo.as_str(), n, &head_sha, Some(&name)).await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Event::CheckSuite { installation, repo, head_sha, pull_requests, .. } => {
+            for n in pr::numbers_for(ctx, repo.as_str(), &head_sha, &pull_requests).await? {
+                pr::rerun(ctx, installation, repo.as_str(), n, &head_sha, None).await?;
+            }
+            Ok(())
+        }
+        Event::PrComment { .. } => {
+            tracing::debug!("comment commands are not handled yet");
+            Ok(())
+        }
+        Event::Ping | Event::Ignored(_) => Ok(()),
+    }
+}

@@ -1,0 +1,274 @@
+//! The REST calls evalgate makes, each reading only the fields it needs from GitHub's reply.
+
+use super::client::{GitHubError, Installation};
+use base64::Engine as _;
+use http::Method;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+fn decode<T: DeserializeOwned>(path: &str, v: Value) -> Result<T, GitHubError> {
+    serde_path_to_error::deserialize(v).map_err(|e| GitHubError::Malformed {
+        method: Method::GET,
+        path: path.to_owned(),
+        reason: format!("at `{}`: {}", e.path(), e.inner()),
+    })
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PullRequest {
+    #[serde(default)]
+    pub state: String,
+    pub body: Option<String>,
+    pub head: Branch,
+    pub base: Branch,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Branch {
+    pub sha: String,
+    /// `null` when a fork was deleted.
+    pub repo: Option<BranchRepo>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct BranchRepo {
+    pub full_name: String,
+}
+
+impl PullRequest {
+    /// A pull request whose head lives in another repository than its base.
+    pub fn is_fork(&self) -> bool {
+        match (&self.head.repo, &self.base.repo) {
+            (Some(h), Some(b)) => h.full_name != b.full_name,
+            // A deleted head repository can only have been a fork.
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PrFile {
+    pub filename: String,
+    pub previous_filename: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TreeEntry {
+    pub path: String,
+    pub mode: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub sha: String,
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Tree {
+    tree: Vec<TreeEntry>,
+    #[serde(default)]
+    truncated: bool,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Blob {
+    content: String,
+    #[serde(default)]
+    encoding: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct IssueComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: CommentUser,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CommentUser {
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Created {
+    id: u64,
+}
+
+/// A user's permission on a repository, as GitHub ranks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Permission {
+    None,
+    Read,
+    Triage,
+    Write,
+    Maintain,
+    Admin,
+}
+
+impl Permission {
+    /// Write, maintain or admin: who may steer evalgate.
+    pub fn can_write(self) -> bool {
+        self >= Permission::Write
+    }
+}
+
+impl Installation {
+    pub async fn pull_request(&self, repo: &str, number: u64) -> Result<PullRequest, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}");
+        let reply = self.request(Method::GET, &path, None, true).await?;
+        decode(&path, reply.body)
+    }
+
+    /// Every file the pull request changes (all pages, 100 a page).
+    pub async fn pull_request_files(&self, repo: &str, number: u64) -> Result<Vec<PrFile>, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}/files?per_page=100");
+        let items = self.paginate(&path, None).await?;
+        items.into_iter().map(|v| decode(&path, v)).collect()
+    }
+
+    /// Every entry of the commit's tree.
+    pub async fn tree(&self, repo: &str, sha: &str) -> Result<Vec<TreeEntry>, GitHubError> {
+        let path = format!("/repos/{repo}/git/trees/{sha}?recursive=1");
+        let reply = self.request(Method::GET, &path, None, true).await?;
+        let tree: Tree = decode(&path, reply.body)?;
+        if tree.truncated {
+            return Err(GitHubError::Malformed {
+                method: Method::GET,
+                path,
+                reason: "the repository's tree is too large for one listing (GitHub truncated it)".into(),
+            });
+        }
+        Ok(tree.tree)
+    }
+
+    pub async fn blob(&self, repo: &str, blob_sha: &str) -> Result<Vec<u8>, GitHubError> {
+        let path = format!("/repos/{repo}/git/blobs/{blob_sha}");
+        let reply = self.request(Method::GET, &path, None, true).await?;
+        let blob: Blob = decode(&path, reply.body)?;
+        if blob.encoding != "base64" {
+            return Err(GitHubError::Malformed {
+                method: Method::GET,
+                path,
+                reason: format!("blob encoding `{}`, expected base64", blob.encoding),
+            });
+        }
+        let compact: String = blob.content.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD.decode(compact).map_err(|e| GitHubError::Malformed {
+            method: Method::GET,
+            path,
+            reason: format!("blob content is not base64: {e}"),
+        })
+    }
+
+    /// Creates a check run, never twice: when the POST fails in a way that may have reached
+    /// GitHub, the head's check runs of that name are listed first and an existing one adopted.
+    pub async fn create_check_run(&self, repo: &str, body: &Value) -> Result<u64, GitHubError> {
+        let path = format!("/repos/{repo}/check-runs");
+        let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let head = body.get("head_sha").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let external_id = body.get("external_id").and_then(Value::as_str).map(str::to_owned);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.request(Method::POST, &path, Some(body), false).await {
+                Ok(reply) => return Ok(decode::<Created>(&path, reply.body)?.id),
+                Err(e) if e.is_ambiguous() && attempt < 5 => {
+                    if let Some(id) = self.find_check_run(repo, &head, &name, external_id.as_deref()).await? {
+                        return Ok(id);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(300 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The newest check run of `name` on `head_sha` (with `external_id`, when given).
+    pub async fn find_check_run(
+        &self,
+        repo: &str,
+        head_sha: &str,
+        name: &str,
+        external_id: Option<&str>,
+    ) -> Result<Option<u64>, GitHubError> {
+        let path = format!("/repos/{repo}/commits/{head_sha}/check-runs?check_name={}&per_page=100", encode(name));
+        let runs = self.paginate(&path, Some("check_runs")).await?;
+        Ok(runs
+            .iter()
+            .filter(|r| r.get("name").and_then(Value::as_str) == Some(name))
+            .filter(|r| external_id.is_none() || r.get("external_id").and_then(Value::as_str) == external_id)
+            .filter_map(|r| r.get("id").and_then(Value::as_u64))
+            .max())
+    }
+
+    /// Updates a check run (the same PATCH twice is harmless, so it is retried).
+    pub async fn update_check_run(&self, repo: &str, id: u64, body: &Value) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/check-runs/{id}");
+        self.request(Method::PATCH, &path, Some(body), true).await.map(|_| ())
+    }
+
+    pub async fn comments(&self, repo: &str, number: u64) -> Result<Vec<IssueComment>, GitHubError> {
+        let path = format!("/repos/{repo}/issues/{number}/comments?per_page=100");
+        let items = self.paginate(&path, None).await?;
+        items.into_iter().map(|v| decode(&path, v)).collect()
+    }
+
+    pub async fn create_comment(&self, repo: &str, number: u64, body: &str) -> Result<u64, GitHubError> {
+        let path = format!("/repos/{repo}/issues/{number}/comments");
+        let reply = self.request(Method::POST, &path, Some(&json!({ "body": body })), false).await?;
+        Ok(decode::<Created>(&path, reply.body)?.id)
+    }
+
+    pub async fn update_comment(&self, repo: &str, comment_id: u64, body: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/issues/comments/{comment_id}");
+        self.request(Method::PATCH, &path, Some(&json!({ "body": body })), true).await.map(|_| ())
+    }
+
+    pub async fn permission(&self, repo: &str, user: &str) -> Result<Permission, GitHubError> {
+        let path = format!("/repos/{repo}/collaborators/{}/permission", encode(user));
+        let reply = match self.request(Method::GET, &path, None, true).await {
+            Ok(r) => r,
+            // Not a collaborator at all.
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => return Ok(Permission::None),
+            Err(e) => return Err(e),
+        };
+        let field = |k: &str| reply.body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        // `role_name` tells maintain and triage apart; `permission` folds them into write/read.
+        let p = match (field("role_name").as_str(), field("permission").as_str()) {
+            ("admin", _) | (_, "admin") => Permission::Admin,
+            ("maintain", _) => Permission::Maintain,
+            ("write", _) | (_, "write") => Permission::Write,
+            ("triage", _) => Permission::Triage,
+            ("read", _) | (_, "read") => Permission::Read,
+            _ => Permission::None,
+        };
+        Ok(p)
+    }
+}
+
+/// Percent-encodes a path or query component.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_percent_encoded() {
+        assert_eq!(super::encode("evalgate/refund-agent"), "evalgate%2Frefund-agent");
+        assert_eq!(super::encode("a b"), "a%20b");
+    }
+
+    #[test]
+    fn permissions_rank_as_github_ranks_them() {
+        use super::Permission::*;
+        assert!(Write.can_write() && Maintain.can_write() && Admin.can_write());
+        assert!(!Triage.can_write() && !Read.can_write() && !None.can_write());
+    }
+}

@@ -1,0 +1,86 @@
+//! Signed, expiring capabilities for report links (`GET /runs/{id}?token=…`): the token is
+//! `<expiry unix seconds>.<hex HMAC-SHA256 of "run:<id>:<expiry>">` under a key derived from
+//! the webhook secret, so a link opens one run's report until it expires and nothing else.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// How long a report link stays valid.
+pub const LINK_LIFETIME_SECS: i64 = 90 * 24 * 3600;
+
+#[derive(Clone)]
+pub struct LinkSigner {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for LinkSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSigner(***)")
+    }
+}
+
+fn mac(key: &[u8], run_id: &str, expiry: i64) -> Hmac<Sha256> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    m.update(format!("run:{run_id}:{expiry}").as_bytes());
+    m
+}
+
+impl LinkSigner {
+    /// A key of its own, derived from the webhook secret, so the secret itself never leaves.
+    pub fn from_secret(secret: &[u8]) -> LinkSigner {
+        let mut m = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+        m.update(b"evalgate-report-link-v1");
+        LinkSigner { key: m.finalize().into_bytes().to_vec() }
+    }
+
+    pub fn token(&self, run_id: &str, now_secs: i64) -> String {
+        let expiry = now_secs + LINK_LIFETIME_SECS;
+        let sig = mac(&self.key, run_id, expiry).finalize().into_bytes();
+        format!("{expiry}.{}", sig.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    /// Whether `token` opens `run_id` at `now_secs` (compared in constant time).
+    pub fn verify(&self, run_id: &str, token: &str, now_secs: i64) -> bool {
+        let Some((expiry, hex)) = token.split_once('.') else { return false };
+        let Ok(expiry) = expiry.parse::<i64>() else { return false };
+        if expiry < now_secs || hex.len() != 64 {
+            return false;
+        }
+        let Some(given) =
+            (0..32).map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()
+        else {
+            return false;
+        };
+        mac(&self.key, run_id, expiry).verify_slice(&given).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_opens_its_run_only() {
+        let s = LinkSigner::from_secret(b"secret");
+        let t = s.token("run1", 1_000);
+        assert!(s.verify("run1", &t, 1_000));
+        assert!(!s.verify("run2", &t, 1_000));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let s = LinkSigner::from_secret(b"secret");
+        let t = s.token("run1", 1_000);
+        assert!(!s.verify("run1", &t, 1_000 + LINK_LIFETIME_SECS + 1));
+    }
+
+    #[test]
+    fn a_forged_or_extended_token_is_refused() {
+        let s = LinkSigner::from_secret(b"secret");
+        let t = s.token("run1", 1_000);
+        let (_, sig) = t.split_once('.').expect("token");
+        assert!(!s.verify("run1", &format!("{}.{sig}", 1_000 + 2 * LINK_LIFETIME_SECS), 1_000));
+        assert!(!LinkSigner::from_secret(b"other").verify("run1", &t, 1_000));
+        assert!(!s.verify("run1", "garbage", 1_000));
+    }
+}

@@ -1,0 +1,24 @@
+//! `/healthz` (the process answers), `/readyz` (the database answers), `/metrics`.
+
+use super::App;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use std::sync::Arc;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    if app.ctx.store.ping().await {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n")
+    }
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let pending = app.ctx.store.pending_jobs().await.ok();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.ctx.metrics.render(pending))
+}

@@ -1,0 +1,55 @@
+//! `evalgate serve`: the HTTP endpoints of SPEC, the workers and the queue they share.
+
+mod health;
+mod report_page;
+mod webhook;
+
+use crate::flow::Ctx;
+use crate::settings::ServeSettings;
+use axum::Router;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// GitHub caps webhook payloads at 25 MB; nothing larger is read.
+pub const MAX_WEBHOOK_BODY: usize = 25 << 20;
+
+/// What the handlers share.
+pub struct App {
+    pub ctx: Arc<Ctx>,
+    pub webhook_secrets: Vec<evaluators::provider::Secret>,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/webhooks/github",
+            post(webhook::receive).layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_WEBHOOK_BODY)),
+        )
+        .route("/runs/{id}", get(report_page::show))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_WEBHOOK_BODY))
+        .with_state(app)
+}
+
+/// Binds, prints where it listens, and serves until interrupted.
+pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&settings.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("EVALGATE_BIND {}: cannot listen: {e}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    // One line on stdout that scripts (and the tests) read to learn the port.
+    println!("evalgate listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let workers = crate::worker::spawn(app.ctx.clone(), settings.workers, settings.job_lease_ms);
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    for w in workers {
+        w.abort();
+    }
+    Ok(())
+}

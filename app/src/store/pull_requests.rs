@@ -1,0 +1,121 @@
+//! `pull_requests`: the head evalgate last saw of each pull request, its frozen thresholds and
+//! its sticky comment. Also the head-sha → pull-request map that fork PRs need, since GitHub
+//! leaves them out of check payloads.
+
+use super::{Store, now_ms};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrRow {
+    pub repo: String,
+    pub number: i64,
+    pub installation_id: i64,
+    pub head_sha: String,
+    pub base_sha: String,
+    pub is_fork: bool,
+    /// JSON `[[key, value], …]` of the pre-registered thresholds frozen at the first evaluation.
+    pub thresholds: Option<String>,
+    pub comment_id: Option<i64>,
+}
+
+type Row = (String, i64, i64, String, String, i64, Option<String>, Option<i64>);
+
+fn from_row(r: Row) -> PrRow {
+    PrRow {
+        repo: r.0,
+        number: r.1,
+        installation_id: r.2,
+        head_sha: r.3,
+        base_sha: r.4,
+        is_fork: r.5 != 0,
+        thresholds: r.6,
+        comment_id: r.7,
+    }
+}
+
+const COLUMNS: &str = "repo, number, installation_id, head_sha, base_sha, is_fork, thresholds, comment_id";
+
+impl Store {
+    /// Records the pull request's current head; returns the head it had before, if any.
+    pub async fn upsert_pr(
+        &self,
+        repo: &str,
+        number: u64,
+        installation_id: u64,
+        head_sha: &str,
+        base_sha: &str,
+        is_fork: bool,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let before =
+            sqlx::query_scalar::<_, String>("SELECT head_sha FROM pull_requests WHERE repo = $1 AND number = $2")
+                .bind(repo)
+                .bind(number as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query(
+            "INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_sha, is_fork, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (repo, number) DO UPDATE SET installation_id = $3, head_sha = $4, base_sha = $5, is_fork = $6, updated_at = $7",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .bind(installation_id as i64)
+        .bind(head_sha)
+        .bind(base_sha)
+        .bind(i64::from(is_fork))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    pub async fn pr(&self, repo: &str, number: u64) -> Result<Option<PrRow>, sqlx::Error> {
+        sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM pull_requests WHERE repo = $1 AND number = $2"))
+            .bind(repo)
+            .bind(number as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|r| r.map(from_row))
+    }
+
+    /// The pull requests whose current head is `head_sha`.
+    pub async fn prs_with_head(&self, repo: &str, head_sha: &str) -> Result<Vec<PrRow>, sqlx::Error> {
+        sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS} FROM pull_requests WHERE repo = $1 AND head_sha = $2"))
+            .bind(repo)
+            .bind(head_sha)
+            .fetch_all(&self.pool)
+            .await
+            .map(|rows| rows.into_iter().map(from_row).collect())
+    }
+
+    /// Freezes the thresholds in force, unless an earlier evaluation already did; returns the
+    /// frozen value (the earlier one when there was one).
+    pub async fn freeze_thresholds(&self, repo: &str, number: u64, thresholds: &str) -> Result<String, sqlx::Error> {
+        sqlx::query("UPDATE pull_requests SET thresholds = $1 WHERE repo = $2 AND number = $3 AND thresholds IS NULL")
+            .bind(thresholds)
+            .bind(repo)
+            .bind(number as i64)
+            .execute(&self.pool)
+            .await?;
+        let frozen = sqlx::query_scalar::<_, Option<String>>(
+            "SELECT thresholds FROM pull_requests WHERE repo = $1 AND number = $2",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten();
+        Ok(frozen.unwrap_or_else(|| thresholds.to_owned()))
+    }
+
+    pub async fn set_comment_id(&self, repo: &str, number: u64, comment_id: u64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE pull_requests SET comment_id = $1 WHERE repo = $2 AND number = $3")
+            .bind(comment_id as i64)
+            .bind(repo)
+            .bind(number as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,331 @@
+//! The events evalgate acts on, as small structs of the fields it reads. The action is read
+//! first: an event or action evalgate does not handle becomes [`Event::Ignored`] without its
+//! body being decoded further, so new actions GitHub adds never make a delivery fail.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// `owner/name` of a repository, as GitHub spells it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, Deserialize)]
+pub struct RepoName(pub String);
+
+impl RepoName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RepoName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub enum PrAction {
+    Opened,
+    Synchronize,
+    Reopened,
+    Edited,
+    ReadyForReview,
+}
+
+/// What one delivery asks evalgate to do.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
+pub enum Event {
+    Ping,
+    PullRequest {
+        installation: u64,
+        repo: RepoName,
+        number: u64,
+        action: PrAction,
+        head_sha: String,
+        sender: String,
+    },
+    /// A check run's "Re-run" (`rerequested`) or one of its buttons (`requested_action`).
+    CheckRun {
+        installation: u64,
+        repo: RepoName,
+        check_run_id: u64,
+        name: String,
+        head_sha: String,
+        /// Empty for pull requests from forks: GitHub leaves them out of check payloads.
+        pull_requests: Vec<u64>,
+        requested_action: Option<String>,
+        sender: String,
+    },
+    /// "Re-run all checks" of a check suite.
+    CheckSuite {
+        installation: u64,
+        repo: RepoName,
+        head_sha: String,
+        pull_requests: Vec<u64>,
+        sender: String,
+    },
+    /// A new comment on a pull request (comments on plain issues are ignored).
+    PrComment {
+        installation: u64,
+        repo: RepoName,
+        number: u64,
+        comment_id: u64,
+        body: String,
+        author: String,
+        author_is_bot: bool,
+    },
+    /// Acknowledged and not acted on, with the reason (for logs and metrics).
+    Ignored(String),
+}
+
+impl Event {
+    /// Whether acting on the event needs a job (ping and ignored events do not).
+    pub fn needs_work(&self) -> bool {
+        !matches!(self, Event::Ping | Event::Ignored(_))
+    }
+
+    pub fn repo(&self) -> Option<&RepoName> {
+        match self {
+            Event::PullRequest { repo, .. }
+            | Event::CheckRun { repo, .. }
+            | Event::CheckSuite { repo, .. }
+            | Event::PrComment { repo, .. } => Some(repo),
+            Event::Ping | Event::Ignored(_) => None,
+        }
+    }
+}
+
+/// A payload that is JSON but not the shape GitHub documents for its event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{event} payload: {reason}")]
+pub struct PayloadError {
+    pub event: String,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+struct Head {
+    action: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Installation {
+    id: u64,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct User {
+    login: String,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PrPayload {
+    installation: Option<Installation>,
+    repository: Repository,
+    number: u64,
+    pull_request: PrBody,
+    sender: User,
+}
+
+#[derive(Deserialize)]
+struct PrBody {
+    head: PrHead,
+}
+
+#[derive(Deserialize)]
+struct PrHead {
+    sha: String,
+}
+
+#[derive(Deserialize)]
+struct PrRef {
+    number: u64,
+}
+
+#[derive(Deserialize)]
+struct CheckRunPayload {
+    installation: Option<Installation>,
+    repository: Repository,
+    check_run: CheckRunBody,
+    requested_action: Option<RequestedAction>,
+    sender: User,
+}
+
+#[derive(Deserialize)]
+struct CheckRunBody {
+    id: u64,
+    name: String,
+    head_sha: String,
+    #[serde(default)]
+    pull_requests: Vec<PrRef>,
+}
+
+#[derive(Deserialize)]
+struct RequestedAction {
+    identifier: String,
+}
+
+#[derive(Deserialize)]
+struct CheckSuitePayload {
+    installation: Option<Installation>,
+    repository: Repository,
+    check_suite: CheckSuiteBody,
+    sender: User,
+}
+
+#[derive(Deserialize)]
+struct CheckSuiteBody {
+    head_sha: String,
+    #[serde(default)]
+    pull_requests: Vec<PrRef>,
+}
+
+#[derive(Deserialize)]
+struct CommentPayload {
+    installation: Option<Installation>,
+    repository: Repository,
+    issue: Issue,
+    comment: Comment,
+}
+
+#[derive(Deserialize)]
+struct Issue {
+    number: u64,
+    pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct Comment {
+    id: u64,
+    #[serde(default)]
+    body: Option<String>,
+    user: User,
+}
+
+fn decode<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, PayloadError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        PayloadError { event: event.to_owned(), reason: format!("at `{path}`: {}", e.inner()) }
+    })
+}
+
+/// Without an installation there is no token to act with: such deliveries (a webhook set up
+/// by hand rather than through the App) are acknowledged and ignored.
+fn installation_of(i: Option<Installation>) -> Option<u64> {
+    i.map(|i| i.id)
+}
+
+fn no_installation() -> Result<Event, PayloadError> {
+    Ok(Event::Ignored("no installation in the payload".into()))
+}
+
+/// Reads a delivery of `event` (the `X-GitHub-Event` header).
+pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
+    let head: Head = decode(event, body)?;
+    let action = head.action.unwrap_or_default();
+    let ignored = || Ok(Event::Ignored(format!("{event}.{action} is not handled")));
+    match event {
+        "ping" => Ok(Event::Ping),
+        "pull_request" => {
+            let action = match action.as_str() {
+                "opened" => PrAction::Opened,
+                "synchronize" => PrAction::Synchronize,
+                "reopened" => PrAction::Reopened,
+                "edited" => PrAction::Edited,
+                "ready_for_review" => PrAction::ReadyForReview,
+                _ => return ignored(),
+            };
+            let p: PrPayload = decode(event, body)?;
+            let Some(installation) = installation_of(p.installation) else { return no_installation() };
+            Ok(Event::PullRequest {
+                installation,
+                repo: RepoName(p.repository.full_name),
+                number: p.number,
+                action,
+                head_sha: p.pull_request.head.sha,
+                sender: p.sender.login,
+            })
+        }
+        "check_run" if matches!(action.as_str(), "rerequested" | "requested_action") => {
+            let p: CheckRunPayload = decode(event, body)?;
+            let Some(installation) = installation_of(p.installation) else { return no_installation() };
+            if action == "requested_action" && p.requested_action.is_none() {
+                return Err(PayloadError {
+                    event: event.into(),
+                    reason: "a requested_action delivery without `requested_action`".into(),
+                });
+            }
+            Ok(Event::CheckRun {
+                installation,
+                repo: RepoName(p.repository.full_name),
+                check_run_id: p.check_run.id,
+                name: p.check_run.name,
+                head_sha: p.check_run.head_sha,
+                pull_requests: p.check_run.pull_requests.iter().map(|r| r.number).collect(),
+                requested_action: p.requested_action.map(|a| a.identifier),
+                sender: p.sender.login,
+            })
+        }
+        "check_suite" if action == "rerequested" => {
+            let p: CheckSuitePayload = decode(event, body)?;
+            let Some(installation) = installation_of(p.installation) else { return no_installation() };
+            Ok(Event::CheckSuite {
+                installation,
+                repo: RepoName(p.repository.full_name),
+                head_sha: p.check_suite.head_sha,
+                pull_requests: p.check_suite.pull_requests.iter().map(|r| r.number).collect(),
+                sender: p.sender.login,
+            })
+        }
+        "issue_comment" if action == "created" => {
+            let p: CommentPayload = decode(event, body)?;
+            if p.issue.pull_request.is_none() {
+                return Ok(Event::Ignored("a comment on an issue, not a pull request".into()));
+            }
+            let Some(installation) = installation_of(p.installation) else { return no_installation() };
+            Ok(Event::PrComment {
+                installation,
+                repo: RepoName(p.repository.full_name),
+                number: p.issue.number,
+                comment_id: p.comment.id,
+                body: p.comment.body.unwrap_or_default(),
+                author_is_bot: p.comment.user.kind.as_deref() == Some("Bot") || p.comment.user.login.ends_with("[bot]"),
+                author: p.comment.user.login,
+            })
+        }
+        _ => ignored(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_action_is_ignored_without_decoding_the_rest() {
+        let e = parse_event("pull_request", br#"{"action":"milestoned"}"#);
+        assert!(matches!(e, Ok(Event::Ignored(_))), "{e:?}");
+    }
+
+    #[test]
+    fn an_unknown_event_is_ignored() {
+        assert!(matches!(parse_event("star", b"{}"), Ok(Event::Ignored(_))));
+    }
+
+    #[test]
+    fn a_handled_action_with_a_wrong_shape_names_the_field() {
+        let err = parse_event("pull_request", br#"{"action":"opened","number":"seven"}"#).unwrap_err();
+        assert!(err.to_string().contains("pull_request payload"), "{err}");
+    }
+
+    #[test]
+    fn not_json_is_an_error() {
+        assert!(parse_event("pull_request", b"<html>").is_err());
+    }
+}
