@@ -367,3 +367,54 @@ async fn githubs_example_payloads_are_accepted() {
     }
     assert!(seen >= 10, "read {seen} examples");
 }
+
+#[tokio::test]
+async fn a_bundle_touched_only_on_the_last_page_of_files_is_found() {
+    let h = Harness::start(Arc::new(moving_script())).await;
+    let commits = Commits::of(&spec(4));
+    let mut base = commits.base.clone();
+    let mut head = commits.head.clone();
+    // 250 unrelated changes sort before `agent/`'s on the listing's last page.
+    for i in 0..250 {
+        base.insert(format!("aaa/{i:03}.txt"), b"old\n".to_vec());
+        head.insert(format!("aaa/{i:03}.txt"), b"new\n".to_vec());
+    }
+    h.commit(BASE, &base);
+    h.commit(HEAD, &head);
+    h.github.set_files_per_page_max(20);
+    h.open_pr(1, BASE, HEAD, Some(PRE_REGISTRATION), false);
+    h.pr_opened(1).await;
+    let gate = h.completed(HEAD, DEMO).await;
+    assert_eq!(gate.conclusion.as_deref(), Some("success"), "{}", gate.summary);
+    let pages: Vec<_> = h.github.requests().into_iter().filter(|r| r.path.contains("/pulls/1/files")).collect();
+    assert!(pages.len() >= 13, "every page was read: {pages:?}");
+    assert!(pages.iter().all(|r| r.authorized && r.status == 200), "each page carried the token: {pages:?}");
+}
+
+#[tokio::test]
+async fn a_rerequested_check_run_evaluates_again_from_the_cache() {
+    let h = harness_with_pr(moving_script(), 4, Some(PRE_REGISTRATION), false).await;
+    h.pr_opened(1).await;
+    let first = h.completed(HEAD, DEMO).await;
+    let calls = h.provider.call_count();
+    h.deliver("check_run", &h.github.check_run_event(REPO, first.id, "rerequested", None, "jordan")).await;
+    let again = h
+        .until("a new check run completes", |_| {
+            h.checks(HEAD, DEMO).pop().filter(|c| c.id != first.id && c.status == "completed")
+        })
+        .await;
+    assert_eq!(again.title, first.title);
+    assert_eq!(h.provider.call_count(), calls, "every result came from the cache");
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let h = harness_with_pr(moving_script(), 4, Some(PRE_REGISTRATION), false).await;
+    h.pr_opened(1).await;
+    h.completed(HEAD, DEMO).await;
+    let logs = h.logs();
+    assert!(logs.contains("pull request synchronised"), "the server logged: {logs}");
+    for secret in [github_app::SECRET, "sk-ant-test-secret-key", "BEGIN RSA PRIVATE KEY", "ghs_"] {
+        assert!(!logs.contains(secret), "`{secret}` is in the logs");
+    }
+}

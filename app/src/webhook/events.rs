@@ -328,4 +328,55 @@ mod tests {
     fn not_json_is_an_error() {
         assert!(parse_event("pull_request", b"<html>").is_err());
     }
+
+    /// GitHub's own example payloads (../shared/github-webhook-examples beside the repository,
+    /// when it is there) parse, and the handled ones into the event they are.
+    #[test]
+    fn githubs_example_payloads_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/github-webhook-examples");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            eprintln!("{} is not here: nothing to read", dir.display());
+            return;
+        };
+        let mut parsed = std::collections::BTreeMap::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let event = name.split('.').next().unwrap_or_default();
+            let body = std::fs::read(entry.path()).expect("readable example");
+            match parse_event(event, &body) {
+                Ok(e) => {
+                    parsed.insert(name, e);
+                }
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        let get = |n: &str| parsed.get(n).unwrap_or_else(|| panic!("{n} missing from the examples"));
+        assert!(matches!(
+            get("pull_request.opened.payload.json"),
+            Event::PullRequest { action: PrAction::Opened, installation: 1, .. }
+        ));
+        assert!(matches!(
+            get("pull_request.synchronize.payload.json"),
+            Event::PullRequest { action: PrAction::Synchronize, .. }
+        ));
+        assert!(matches!(get("pull_request.closed.payload.json"), Event::Ignored(_)));
+        assert!(matches!(get("ping.payload.json"), Event::Ping));
+        match get("check_run.requested_action.payload.json") {
+            Event::CheckRun { requested_action: Some(id), pull_requests, .. } => {
+                assert_eq!(id, "lgtm|26764");
+                assert_eq!(pull_requests, &vec![26764]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(get("check_suite.rerequested.payload.json"), Event::CheckSuite { .. }));
+        assert!(matches!(
+            get("issue_comment.created.with-installation.payload.json"),
+            Event::PrComment { .. } | Event::Ignored(_)
+        ));
+        // Sent without an installation: nothing to act with.
+        assert!(matches!(get("issue_comment.created.payload.json"), Event::Ignored(_)));
+    }
 }
