@@ -16,15 +16,9 @@ fn help_lists_every_subcommand_of_the_spec() {
 #[test]
 fn subcommands_not_built_yet_say_so_and_exit_2() {
     let repo = Repo::valid();
-    for args in [
-        &["pins"][..],
-        &["evidence", "verify", "x.zip"],
-        &["evidence", "export", "--repo", "o/r", "--since", "2026-01-01", "--until", "2026-01-31", "--out", "x.zip"],
-    ] {
-        let run = repo.evalgate(args);
-        assert_eq!(run.code, 2, "{args:?}");
-        assert!(run.stderr.contains("not available yet"), "{args:?}: {}", run.stderr);
-    }
+    let run = repo.evalgate(&["pins"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not available yet"), "{}", run.stderr);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `evalgate`: a thin entry point over the command modules.
 
+mod audit;
 mod cli;
 mod commands;
 mod evaluate;
@@ -12,6 +13,7 @@ mod logging;
 mod metrics;
 mod output;
 mod render;
+mod review;
 mod server;
 mod settings;
 mod store;

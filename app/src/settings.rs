@@ -86,6 +86,8 @@ pub struct ServeSettings {
     pub private_key: Secret,
     /// One or more secrets (comma-separated), so the secret can be rotated without downtime.
     pub webhook_secrets: Vec<Secret>,
+    /// `EVALGATE_ADMIN_TOKEN`: optional, since only the admin API (evidence export) needs it.
+    pub admin_token: Option<Secret>,
     pub database_url: String,
     pub workers: usize,
     pub job_lease_ms: i64,
@@ -142,6 +144,7 @@ impl ServeSettings {
             app_id,
             private_key,
             webhook_secrets,
+            admin_token: var("EVALGATE_ADMIN_TOKEN").map(Secret::new),
             database_url: database_url(),
             workers,
             job_lease_ms: (lease * 1000) as i64,

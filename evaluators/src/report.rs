@@ -114,6 +114,8 @@ pub struct CaseReport {
     pub line: u32,
     pub tags: Vec<String>,
     pub label: Option<Label>,
+    /// The conversation the case starts from (for `/evalgate explain` and the report page).
+    pub input: Vec<crate::golden::Message>,
     pub change: Change,
     pub base: CaseRun,
     pub head: CaseRun,
@@ -162,6 +164,7 @@ pub fn build(cx: &Context<'_>, base: SideRun, head: SideRun) -> Report {
             line: case.line,
             tags: case.tags.clone(),
             label: case.label,
+            input: case.messages.clone(),
             change,
             base: b,
             head: h,

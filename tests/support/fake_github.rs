@@ -97,6 +97,8 @@ pub struct Comment {
     pub author: String,
     /// Number of PATCHes of it.
     pub edits: usize,
+    /// Reactions added through the API (`+1`, `eyes`, …).
+    pub reactions: Vec<String>,
 }
 
 /// One request the fake answered.
@@ -162,6 +164,8 @@ struct StoredComment {
     created_at: String,
     updated_at: String,
     edits: usize,
+    /// Reactions' `content`, in the order they were added.
+    reactions: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -538,6 +542,7 @@ impl FakeGitHub {
                 created_at: now.clone(),
                 updated_at: now,
                 edits: 0,
+                reactions: Vec::new(),
             };
             r.comments.push(comment.clone());
             let r = s.repo(repo).unwrap_or_else(|| panic!("fake_github: unknown repo {repo}"));
@@ -549,6 +554,37 @@ impl FakeGitHub {
                 "repository": repo_json(&base_url, r),
                 "installation": installation_json(r.installation_id),
                 "sender": user_json(author),
+            })
+        };
+        self.shared.notify.notify_waiters();
+        v
+    }
+
+    /// Edits comment `comment_id` to `body` and returns its `issue_comment` `edited` payload,
+    /// with the old body under `changes.body.from` as GitHub sends it.
+    pub fn issue_comment_edited_event(&self, repo: &str, number: u64, comment_id: u64, body: &str) -> Value {
+        let v = {
+            let mut s = self.shared.lock();
+            let base_url = s.base_url.clone();
+            let r = s.repo_mut(repo).unwrap_or_else(|| panic!("fake_github: unknown repo {repo}"));
+            let c = r
+                .comments
+                .iter_mut()
+                .find(|c| c.id == comment_id)
+                .unwrap_or_else(|| panic!("fake_github: unknown comment {comment_id}"));
+            let old = std::mem::replace(&mut c.body, body.to_string());
+            c.edits += 1;
+            let comment = c.clone();
+            let r = s.repo(repo).unwrap_or_else(|| panic!("fake_github: unknown repo {repo}"));
+            let pr = r.prs.get(&number).unwrap_or_else(|| panic!("fake_github: unknown PR {repo}#{number}"));
+            json!({
+                "action": "edited",
+                "changes": { "body": { "from": old } },
+                "issue": issue_json(&base_url, r, pr),
+                "comment": comment_json(&base_url, r, &comment),
+                "repository": repo_json(&base_url, r),
+                "installation": installation_json(r.installation_id),
+                "sender": user_json(&comment.author),
             })
         };
         self.shared.notify.notify_waiters();
@@ -569,7 +605,13 @@ impl FakeGitHub {
         r.comments
             .iter()
             .filter(|c| c.issue == number)
-            .map(|c| Comment { id: c.id, body: c.body.clone(), author: c.author.clone(), edits: c.edits })
+            .map(|c| Comment {
+                id: c.id,
+                body: c.body.clone(),
+                author: c.author.clone(),
+                edits: c.edits,
+                reactions: c.reactions.clone(),
+            })
             .collect()
     }
 
@@ -1034,6 +1076,7 @@ fn repo_route(shared: &Shared, s: &mut State, ctx: &Ctx, full_name: &str, rest: 
             Err(_) => Reply::not_found(),
         },
         ("PATCH", ["issues", "comments", id]) => update_comment(s, ctx, full_name, id),
+        ("POST", ["issues", "comments", id, "reactions"]) => add_reaction(s, ctx, full_name, id),
         ("GET", ["collaborators", user, "permission"]) => {
             on_repo(s, full_name, |_, r| Reply::json(200, permission_json(r, user)))
         }
@@ -1803,11 +1846,32 @@ fn create_comment(s: &mut State, ctx: &Ctx, full_name: &str, n: &str) -> Reply {
         created_at: now.clone(),
         updated_at: now,
         edits: 0,
+        reactions: Vec::new(),
     };
     let base_url = s.base_url.clone();
     let Some(r) = s.repo_mut(full_name) else { return Reply::not_found() };
     r.comments.push(comment.clone());
     Reply::json(201, comment_json(&base_url, r, &comment))
+}
+
+/// `POST /repos/{o}/{r}/issues/comments/{id}/reactions`: GitHub's eight reactions only.
+fn add_reaction(s: &mut State, ctx: &Ctx, full_name: &str, id: &str) -> Reply {
+    const CONTENTS: [&str; 8] = ["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"];
+    let Ok(id) = id.parse::<u64>() else { return Reply::not_found() };
+    let content = serde_json::from_slice::<Value>(&ctx.body)
+        .ok()
+        .and_then(|v| v.get("content").and_then(Value::as_str).map(str::to_owned));
+    let Some(content) = content.filter(|c| CONTENTS.contains(&c.as_str())) else {
+        return Reply::json(
+            422,
+            json!({ "message": "Validation Failed", "errors": [{ "resource": "Reaction", "code": "invalid", "field": "content" }] }),
+        );
+    };
+    let reaction_id = s.next_id();
+    let Some(r) = s.repo_mut(full_name) else { return Reply::not_found() };
+    let Some(c) = r.comments.iter_mut().find(|c| c.id == id) else { return Reply::not_found() };
+    c.reactions.push(content.clone());
+    Reply::json(201, json!({ "id": reaction_id, "content": content, "user": user_json(BOT_LOGIN) }))
 }
 
 fn update_comment(s: &mut State, ctx: &Ctx, full_name: &str, id: &str) -> Reply {

@@ -2,6 +2,7 @@
 
 mod check;
 mod eval;
+mod evidence;
 mod golden_pin;
 mod migrate;
 mod serve;
@@ -16,7 +17,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Serve => serve::run(),
         Command::Eval(args) => eval::run(&args),
         Command::Pins { .. } => not_yet("pins"),
-        Command::Evidence { .. } => not_yet("evidence"),
+        Command::Evidence { command } => evidence::run(&command),
         Command::Migrate => migrate::run(),
     }
 }

@@ -37,6 +37,10 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         links,
         settings.public_url.clone(),
     );
-    let app = Arc::new(App { ctx: Arc::new(ctx), webhook_secrets: settings.webhook_secrets.clone() });
+    let app = Arc::new(App {
+        ctx: Arc::new(ctx),
+        webhook_secrets: settings.webhook_secrets.clone(),
+        admin_token: settings.admin_token.clone(),
+    });
     server::serve(settings, app).await
 }

@@ -14,6 +14,11 @@ pub const MARKER: &str = "<!-- evalgate:sticky-comment -->";
 fn row(ctx: &Ctx, run: &GateRun) -> Value {
     let report: Option<Value> = run.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
     let state = match (run.state, run.conclusion.as_deref()) {
+        (RunState::Completed, Some("success")) if run.override_by.is_some() => format!(
+            "✅ overridden by @{}: {}",
+            run.override_by.as_deref().unwrap_or_default(),
+            run.override_reason.as_deref().unwrap_or_default().replace('|', "\\|")
+        ),
         (RunState::Completed, Some("success")) => "✅ passed".to_owned(),
         (RunState::Completed, Some("failure")) => "❌ failed".to_owned(),
         (RunState::Completed, Some("action_required")) => "⚠️ incomplete".to_owned(),

@@ -191,7 +191,35 @@ async fn finish(
     let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(), "details_url": details,
         "output": checks::output(title, summary, Some(&details)) });
     checks::update(gh, &run.repo, check, &body).await?;
+    audit_decision(ctx, run, conclusion, title, report, &details).await?;
     super::comment::update(ctx, gh, &run.repo, run.pr_number).await
+}
+
+/// The audit entry of a gate decision: what was compared, under which thresholds, with what result.
+async fn audit_decision(
+    ctx: &Ctx,
+    run: &crate::store::gate_runs::GateRun,
+    conclusion: &str,
+    title: &str,
+    report: Option<&str>,
+    details: &str,
+) -> Result<(), JobError> {
+    let r: serde_json::Value = report.and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
+    let side = |s: &str| {
+        json!({ "bundle_sha256": r[s]["bundle_sha256"], "pass_rate": r[s]["pass_rate"], "pass_rate_ci95": r[s]["pass_rate_ci95"],
+            "cases": r[s]["cases"], "passed": r[s]["passed"], "cost_usd": r[s]["cost_usd"], "p95_latency_ms": r[s]["p95_latency_ms"] })
+    };
+    let data = json!({
+        "gate_run": run.id, "bundle": run.bundle, "head_sha": run.head_sha, "base_sha": run.base_sha,
+        "base": side("base"), "head": side("head"),
+        "golden_set_sha256": r["golden_set_sha256"], "judge": r["judge"], "thresholds": r["thresholds"],
+        "regressions": r["regressions"], "fixes": r["fixes"], "flaky": r["flaky"],
+        "regression_rate": r["regression_rate"], "fix_rate": r["fix_rate"], "mcnemar_p": r["mcnemar_p"],
+        "judge_error_rate": r["judge_error_rate"], "incomplete": r["incomplete"],
+        "conclusion": conclusion, "title": title, "check_run_url": details,
+    });
+    ctx.store.audit(&run.repo, crate::audit::Kind::GateDecision, "evalgate", Some(run.pr_number), data).await?;
+    Ok(())
 }
 
 /// An invalid bundle fails its check, with every problem as an annotation at file and line.
@@ -222,6 +250,7 @@ async fn invalid(
     // Annotations point into the head's files; the base's problems are only listed.
     let annotations = if side == "head" { checks::annotations(diags) } else { Vec::new() };
     checks::complete_with_annotations(gh, &run.repo, check, "failure", out, annotations).await?;
+    audit_decision(ctx, run, "failure", &title, None, &details).await?;
     super::comment::update(ctx, gh, &run.repo, run.pr_number).await
 }
 

@@ -173,9 +173,18 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
             }
             Ok(())
         }
-        Event::PrComment { .. } => {
-            tracing::debug!("comment commands are not handled yet");
-            Ok(())
+        Event::PrComment { installation, repo, number, comment_id, body, previous_body, author, author_is_bot } => {
+            let comment = crate::review::Comment {
+                installation,
+                repo: repo.as_str(),
+                number,
+                id: comment_id,
+                body: &body,
+                previous: previous_body.as_deref(),
+                author: &author,
+                author_is_bot,
+            };
+            crate::review::on_comment(ctx, comment).await
         }
         Event::Ping | Event::Ignored(_) => Ok(()),
     }

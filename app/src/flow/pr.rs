@@ -7,6 +7,7 @@ use super::checks::{self, GOLDEN_SET, PRE_REGISTRATION, RUN_EVALS, bundle_check}
 use super::gate::{self, Side};
 use super::touched::{self, Touched};
 use super::{Ctx, JobError};
+use crate::audit::Kind;
 use crate::github::Installation;
 use crate::github::tree::CommitTree;
 use crate::store::gate_runs::{NewGateRun, RunState};
@@ -82,8 +83,13 @@ pub async fn sync(
     let mut frozen = row.and_then(|r| r.thresholds);
     if let (Ok(p), None) = (&prereg, &frozen) {
         // The first evaluation of this pull request starts now: its thresholds are the ones in force.
-        frozen = Some(ctx.store.freeze_thresholds(repo, number, &thresholds_json(p)).await?);
+        let now_frozen = ctx.store.freeze_thresholds(repo, number, &thresholds_json(p)).await?;
+        let data = json!({ "head_sha": head, "thresholds": now_frozen, "what_changed": p.what_changed,
+            "expected_to_move": p.expected_to_move });
+        ctx.store.audit(repo, Kind::PreRegistration, &pr.user.login, Some(number), data).await?;
+        frozen = Some(now_frozen);
     }
+    record_threshold_edit(ctx, repo, number, &pr.user.login, &prereg, frozen.as_deref()).await?;
     post_pre_registration(ctx, &gh, repo, &head, &prereg, frozen.as_deref()).await?;
 
     let mut sides = Vec::new();
@@ -98,7 +104,7 @@ pub async fn sync(
         };
         sides.push((t, b, h));
     }
-    post_golden_set(ctx, &gh, repo, &head, &sides).await?;
+    post_golden_set(ctx, &gh, repo, number, &head, &sides).await?;
 
     for (t, _, h) in &sides {
         let Some(manifest) = &t.head else { continue }; // removed: nothing left to evaluate
@@ -186,6 +192,46 @@ async fn start(
     Ok(())
 }
 
+/// A body edit after the first evaluation that changes the thresholds: recorded (once per
+/// distinct edit) and shown; the frozen thresholds stand until `/evalgate accept-thresholds`.
+async fn record_threshold_edit(
+    ctx: &Ctx,
+    repo: &str,
+    number: u64,
+    author: &str,
+    prereg: &Result<PreRegistration, Vec<Problem>>,
+    frozen: Option<&str>,
+) -> Result<(), JobError> {
+    let (Ok(p), Some(frozen)) = (prereg, frozen) else { return Ok(()) };
+    let current = thresholds_json(p);
+    let pending = (parse_thresholds(frozen) != parse_thresholds(&current)).then_some(current.as_str());
+    if ctx.store.set_pending_thresholds(repo, number, pending).await? {
+        if let Some(now) = pending {
+            let data = json!({ "was": frozen, "now": now });
+            ctx.store.audit(repo, Kind::ThresholdEdit, author, Some(number), data).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The text of stored thresholds for people: "`max_regression_rate` 1.0%, …".
+fn thresholds_text(stored: &str) -> String {
+    let list: Vec<String> =
+        parse_thresholds(stored).into_iter().map(|(k, v)| format!("`{k}` {}", fmt_value(k, v))).collect();
+    if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+}
+
+/// The title of an approved golden-set change.
+pub fn approved_title(waiting_title: &str, actor: &str) -> String {
+    format!("approved by @{actor}: {}", waiting_title.strip_prefix("awaiting approval: ").unwrap_or(waiting_title))
+}
+
+/// The body of an `evalgate/golden-set` check run.
+pub fn golden_body(title: &str, summary: &str, conclusion: &str) -> Value {
+    json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(),
+        "output": checks::output(title, summary, None) })
+}
+
 /// A newer head cancels the evaluations of older ones.
 async fn cancel_older(ctx: &Ctx, gh: &Installation, repo: &str, number: u64, head: &str) -> Result<(), JobError> {
     for run in ctx.store.open_runs_not_at(repo, number, head).await? {
@@ -227,10 +273,11 @@ async fn post_pre_registration(
                 .map(|(k, v)| json!({ "key": k.as_str(), "value": fmt_value(k, v) }))
                 .collect();
             let frozen_text = edited.map(|f| {
-                let list: Vec<String> = parse_thresholds(f).into_iter().map(|(k, v)| format!("`{k}` {}", fmt_value(k, v))).collect();
                 format!(
-                    "{} — the body was edited since; the original stands until a reviewer runs `/evalgate accept-thresholds`",
-                    if list.is_empty() { "none".to_owned() } else { list.join(", ") }
+                    "{} — edited after results were posted: was {}, now {}; the original stands until a reviewer runs `/evalgate accept-thresholds`",
+                    thresholds_text(f),
+                    thresholds_text(f),
+                    thresholds_text(&current)
                 )
             });
             let title = if edited.is_some() {
@@ -265,6 +312,7 @@ async fn post_golden_set(
     ctx: &Ctx,
     gh: &Installation,
     repo: &str,
+    number: u64,
     head: &str,
     sides: &[(&Touched, Option<Side>, Option<Side>)],
 ) -> Result<(), JobError> {
@@ -325,8 +373,13 @@ async fn post_golden_set(
         .templates
         .markdown("golden-set", &json!({ "bundles": bundles }))
         .map_err(|e| JobError::Fatal(format!("{e:#}")))?;
-    let body = json!({ "status": "completed", "conclusion": "action_required", "completed_at": now(),
-        "output": checks::output(&title, &summary, None) });
+    // What exactly is approved: the listed change, whatever head carries it.
+    let fingerprint = evaluators::ids::Sha256::digest(summary.as_bytes()).hex();
+    ctx.store.set_golden_change(repo, head, &fingerprint, &title, &summary).await?;
+    let body = match ctx.store.approved_by(repo, number, "golden", &fingerprint).await? {
+        Some(actor) => golden_body(&approved_title(&title, &actor), &summary, "success"),
+        None => golden_body(&title, &summary, "action_required"),
+    };
     let id = checks::ensure(ctx, gh, repo, head, GOLDEN_SET, body.clone()).await?;
     checks::update(gh, repo, id, &body).await
 }

@@ -19,8 +19,14 @@ pub struct PullRequest {
     #[serde(default)]
     pub state: String,
     pub body: Option<String>,
+    pub user: User,
     pub head: Branch,
     pub base: Branch,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct User {
+    pub login: String,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -223,6 +229,13 @@ impl Installation {
     pub async fn update_comment(&self, repo: &str, comment_id: u64, body: &str) -> Result<(), GitHubError> {
         let path = format!("/repos/{repo}/issues/comments/{comment_id}");
         self.request(Method::PATCH, &path, Some(&json!({ "body": body })), true).await.map(|_| ())
+    }
+
+    /// Reacts to a comment (`+1`, `eyes`, `confused` …) so its author sees it was read.
+    pub async fn react(&self, repo: &str, comment_id: u64, content: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/issues/comments/{comment_id}/reactions");
+        // A reaction twice is one reaction on GitHub, so a retry is harmless.
+        self.request(Method::POST, &path, Some(&json!({ "content": content })), true).await.map(|_| ())
     }
 
     pub async fn permission(&self, repo: &str, user: &str) -> Result<Permission, GitHubError> {

@@ -1,5 +1,6 @@
 //! `evalgate serve`: the HTTP endpoints of SPEC, the workers and the queue they share.
 
+mod evidence;
 mod health;
 mod report_page;
 mod webhook;
@@ -17,6 +18,8 @@ pub const MAX_WEBHOOK_BODY: usize = 25 << 20;
 pub struct App {
     pub ctx: Arc<Ctx>,
     pub webhook_secrets: Vec<evaluators::provider::Secret>,
+    /// `EVALGATE_ADMIN_TOKEN`: the admin API is off without it.
+    pub admin_token: Option<evaluators::provider::Secret>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -26,6 +29,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(webhook::receive).layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_WEBHOOK_BODY)),
         )
         .route("/runs/{id}", get(report_page::show))
+        .route("/api/evidence", get(evidence::export))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

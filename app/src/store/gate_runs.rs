@@ -59,6 +59,9 @@ pub struct GateRun {
     pub title: Option<String>,
     pub report: Option<String>,
     pub summary: Option<String>,
+    /// Set by `/evalgate override`: who passed the gate by hand, and why.
+    pub override_by: Option<String>,
+    pub override_reason: Option<String>,
 }
 
 type Row = (
@@ -75,9 +78,11 @@ type Row = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
-const COLUMNS: &str = "id, repo, pr_number, head_sha, base_sha, bundle, manifest, base_manifest, state, conclusion, title, report, summary";
+const COLUMNS: &str = "id, repo, pr_number, head_sha, base_sha, bundle, manifest, base_manifest, state, conclusion, title, report, summary, override_by, override_reason";
 
 fn from_row(r: Row) -> GateRun {
     GateRun {
@@ -95,6 +100,8 @@ fn from_row(r: Row) -> GateRun {
         title: r.10,
         report: r.11,
         summary: r.12,
+        override_by: r.13,
+        override_reason: r.14,
     }
 }
 
@@ -174,6 +181,30 @@ impl Store {
         .bind(repo)
         .bind(pr as i64)
         .bind(head_sha)
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(from_row).collect())
+    }
+
+    /// The repository's runs created or last updated in `[since_ms, until_ms]`, oldest first, at
+    /// most `limit` of them: what an evidence export lists. The caller asks for one more than it
+    /// accepts, so it can refuse a period that is too large instead of silently cutting it.
+    pub async fn gate_runs_between(
+        &self,
+        repo: &str,
+        since_ms: i64,
+        until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<GateRun>, sqlx::Error> {
+        sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1
+             AND ((created_at >= $2 AND created_at <= $3) OR (updated_at >= $2 AND updated_at <= $3))
+             ORDER BY created_at, id LIMIT $4"
+        ))
+        .bind(repo)
+        .bind(since_ms)
+        .bind(until_ms)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map(|rows| rows.into_iter().map(from_row).collect())

@@ -1,12 +1,14 @@
 //! The database: one pool, migrations embedded in the binary, and the tables' queries in one
 //! module each. SQLite by default (`sqlite://evalgate.db`, created when missing).
 
+pub mod audit;
 pub mod check_runs;
 pub mod deliveries;
 pub mod gate_runs;
 pub mod jobs;
 pub mod pull_requests;
 mod results;
+pub mod review;
 
 use anyhow::Context as _;
 use sqlx::SqlitePool;

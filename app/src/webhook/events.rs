@@ -62,13 +62,15 @@ pub enum Event {
         pull_requests: Vec<u64>,
         sender: String,
     },
-    /// A new comment on a pull request (comments on plain issues are ignored).
+    /// A comment on a pull request, new or edited (comments on plain issues are ignored). An
+    /// edit carries the body before it, so that only the commands it adds run.
     PrComment {
         installation: u64,
         repo: RepoName,
         number: u64,
         comment_id: u64,
         body: String,
+        previous_body: Option<String>,
         author: String,
         author_is_bot: bool,
     },
@@ -188,9 +190,21 @@ struct CheckSuiteBody {
 #[derive(Deserialize)]
 struct CommentPayload {
     installation: Option<Installation>,
+    #[serde(default)]
+    changes: Option<Changes>,
     repository: Repository,
     issue: Issue,
     comment: Comment,
+}
+
+#[derive(Deserialize)]
+struct Changes {
+    body: Option<Change>,
+}
+
+#[derive(Deserialize)]
+struct Change {
+    from: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -283,7 +297,7 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                 sender: p.sender.login,
             })
         }
-        "issue_comment" if action == "created" => {
+        "issue_comment" if matches!(action.as_str(), "created" | "edited") => {
             let p: CommentPayload = decode(event, body)?;
             if p.issue.pull_request.is_none() {
                 return Ok(Event::Ignored("a comment on an issue, not a pull request".into()));
@@ -295,6 +309,12 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                 number: p.issue.number,
                 comment_id: p.comment.id,
                 body: p.comment.body.unwrap_or_default(),
+                // An edit without the old body (GitHub sends `changes` only when the body changed).
+                previous_body: if action == "edited" {
+                    Some(p.changes.and_then(|c| c.body).and_then(|b| b.from).unwrap_or_default())
+                } else {
+                    None
+                },
                 author_is_bot: p.comment.user.kind.as_deref() == Some("Bot") || p.comment.user.login.ends_with("[bot]"),
                 author: p.comment.user.login,
             })

@@ -1,0 +1,304 @@
+//! The webhook benchmark: `cargo bench -p evalgate --bench webhook`.
+//!
+//! The real `evalgate serve` against the fake GitHub and the fake model provider on loopback,
+//! started by the harness of `tests/github_app.rs`. Two measurements:
+//!
+//! 1. Ack latency under load: 10,000 signed `pull_request` `opened` deliveries, each with its own
+//!    `X-GitHub-Delivery` id, paced at 500 per second (send `i` at `t0 + i × 2 ms`, at most 64 in
+//!    flight, one keep-alive client), for pull requests whose change touches no bundle (the head
+//!    only adds `docs/readme.md`): each queued job reads the pull request, its files and both
+//!    trees from the fake GitHub and finds nothing to evaluate. The deliveries go round-robin to
+//!    50 repositories, each under its own installation, because the fake GitHub enforces
+//!    GitHub's 5,000 requests per installation and hour. Prints p50, p90, p99 and max from send
+//!    to response, the achieved rate, non-2xx answers and failed requests, and how long the queue
+//!    took to drain (`evalgate_jobs_pending 0` on `/metrics`) after the last answer.
+//! 2. Delivery → check run: 20 pull requests that touch the bundle, each with its own head sha and
+//!    a valid pre-registration, against a provider that answers at once. From sending `opened`
+//!    until the `evalgate/demo` check run on that head shows `in_progress`, and until it is
+//!    `completed`. The bundle is the same in all of them, so model results are cached after the
+//!    first pull request; the model call count says so.
+//!
+//! Figures only: nothing here asserts a time.
+
+#[path = "../tests/support/fake_github.rs"]
+mod fake_github;
+#[path = "../tests/support/github_app.rs"]
+mod github_app;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use fake_github::PrSpec;
+use github_app::{Commits, Harness, PRE_REGISTRATION, REPO, SECRET};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::scenario::{Script, Spec};
+
+const BASE: &str = "1111111111111111111111111111111111111111";
+const NOOP_HEAD: &str = "2222222222222222222222222222222222222222";
+const DEMO: &str = "evalgate/demo";
+
+const DELIVERIES: usize = 10_000;
+const PACE: Duration = Duration::from_millis(2);
+const IN_FLIGHT: usize = 64;
+/// Repositories (one installation each) the load is spread over.
+const LOAD_REPOS: usize = 50;
+const FIRST_LOAD_INSTALLATION: u64 = 1000;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+const GATE_PRS: u64 = 20;
+const FIRST_GATE_PR: u64 = 101;
+const GATE_WAIT: Duration = Duration::from_secs(20);
+const GATE_BUDGET: Duration = Duration::from_secs(100);
+
+fn load_repo(k: usize) -> String {
+    format!("acme/load-{k:02}")
+}
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The value of `name` in a Prometheus text page.
+fn metric(page: &str, name: &str) -> Option<i64> {
+    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// One webhook request: (status or None on a transport error, time from send to response).
+async fn post(http: &reqwest::Client, url: &str, id: String, body: Arc<Vec<u8>>, sig: &str) -> (Option<u16>, Duration) {
+    let started = Instant::now();
+    let sent = http
+        .post(url)
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", id)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(body.as_ref().clone())
+        .send()
+        .await;
+    let status = match sent {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let _ = resp.bytes().await;
+            Some(status)
+        }
+        Err(_) => None,
+    };
+    (status, started.elapsed())
+}
+
+async fn load(h: &Harness, commits: &Commits) {
+    let mut noop_head = commits.base.clone();
+    noop_head.insert("docs/readme.md".into(), b"# Notes\nNothing the agent reads.\n".to_vec());
+    let mut bodies = Vec::new();
+    for k in 0..LOAD_REPOS {
+        let repo = load_repo(k);
+        h.github.add_repo(&repo, FIRST_LOAD_INSTALLATION + k as u64);
+        h.github.add_commit(&repo, BASE, commits.base.clone());
+        h.github.add_commit(&repo, NOOP_HEAD, noop_head.clone());
+        h.github.open_pr(
+            &repo,
+            PrSpec {
+                number: 1,
+                base_sha: BASE.into(),
+                head_sha: NOOP_HEAD.into(),
+                base_ref: "main".into(),
+                head_ref: "docs".into(),
+                body: None,
+                author: "alex".into(),
+                fork: false,
+            },
+        );
+        let body = serde_json::to_vec(&h.github.pull_request_event(&repo, 1, "opened")).expect("json");
+        let sig: Arc<str> = github_app::sign(SECRET, &body).into();
+        bodies.push((Arc::new(body), sig));
+    }
+
+    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("client");
+    let url: Arc<str> = format!("{}/webhooks/github", h.server.url).into();
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut tasks = Vec::with_capacity(DELIVERIES);
+    let mut lag_max = Duration::ZERO;
+    let t0 = tokio::time::Instant::now();
+    for i in 0..DELIVERIES {
+        let due = t0 + PACE * i as u32;
+        tokio::time::sleep_until(due).await;
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        lag_max = lag_max.max(tokio::time::Instant::now() - due);
+        let (body, sig) = bodies[i % LOAD_REPOS].clone();
+        let (http, url) = (http.clone(), url.clone());
+        let id = format!("bench-{i}-{:016x}", fastrand::u64(..));
+        tasks.push(tokio::spawn(async move {
+            let out = post(&http, &url, id, body, &sig).await;
+            drop(permit);
+            out
+        }));
+    }
+    let mut latencies = Vec::with_capacity(DELIVERIES);
+    let (mut non_2xx, mut failed) = (Vec::new(), 0usize);
+    for t in tasks {
+        match t.await.expect("request task") {
+            (Some(s), d) if (200..300).contains(&s) => latencies.push(d),
+            (Some(s), _) => non_2xx.push(s),
+            (None, _) => failed += 1,
+        }
+    }
+    let sent_for = t0.elapsed();
+    latencies.sort();
+
+    // Drain: the queue is empty once every delivery's job is done or failed.
+    let drain_started = Instant::now();
+    let mut drained = None;
+    let mut page = String::new();
+    while drain_started.elapsed() < DRAIN_LIMIT {
+        let (status, text) = h.get(&format!("{}/metrics", h.server.url)).await;
+        if status == 200 {
+            page = text;
+            if metric(&page, "evalgate_jobs_pending") == Some(0) {
+                drained = Some(drain_started.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    std::fs::write("/tmp/webhook-serve.log", h.logs()).ok(); // DEBUG
+    let requests = h.github.requests();
+    let load_requests: Vec<_> = requests.iter().filter(|r| r.path.starts_with("/repos/acme/load-")).collect();
+    let pr_reads = load_requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.split('?').next().unwrap_or("").ends_with("/pulls/1"));
+    let rate_limited = load_requests.iter().filter(|r| r.status == 403 || r.status == 429).count();
+    let per_repo_max = (0..LOAD_REPOS)
+        .map(|k| {
+            let prefix = format!("/repos/{}/", load_repo(k));
+            load_requests.iter().filter(|r| r.path.starts_with(&prefix)).count()
+        })
+        .max()
+        .unwrap_or(0);
+
+    println!(
+        "1. webhook ack latency: {DELIVERIES} signed pull_request/opened deliveries at {} per second, \
+         at most {IN_FLIGHT} in flight, over {LOAD_REPOS} repositories (one installation each)",
+        1000 / PACE.as_millis()
+    );
+    println!("  answered 2xx:           {}", latencies.len());
+    println!("  p50:                    {:.2} ms", ms(pct(&latencies, 50.0)));
+    println!("  p90:                    {:.2} ms", ms(pct(&latencies, 90.0)));
+    println!("  p99:                    {:.2} ms", ms(pct(&latencies, 99.0)));
+    println!("  max:                    {:.2} ms", ms(latencies.last().copied().unwrap_or_default()));
+    println!(
+        "  achieved rate:          {:.1} per second ({DELIVERIES} in {:.2} s; latest send {:.1} ms behind schedule)",
+        DELIVERIES as f64 / sent_for.as_secs_f64(),
+        sent_for.as_secs_f64(),
+        ms(lag_max)
+    );
+    let mut statuses = non_2xx.clone();
+    statuses.sort_unstable();
+    statuses.dedup();
+    let by_status: Vec<String> =
+        statuses.iter().map(|s| format!("{s} x{}", non_2xx.iter().filter(|x| *x == s).count())).collect();
+    println!(
+        "  errors:                 {} non-2xx{}, {failed} failed requests",
+        non_2xx.len(),
+        if by_status.is_empty() { String::new() } else { format!(" ({})", by_status.join(", ")) }
+    );
+    match drained {
+        Some(d) => println!("  queue drained:          {:.2} s after the last answer", d.as_secs_f64()),
+        None => println!(
+            "  queue drained:          not within {} s (evalgate_jobs_pending {:?})",
+            DRAIN_LIMIT.as_secs(),
+            metric(&page, "evalgate_jobs_pending")
+        ),
+    }
+    println!(
+        "  jobs (metrics):         {:?} done, {:?} retried, {:?} failed; deliveries {:?} accepted, {:?} duplicate",
+        metric(&page, "evalgate_jobs_done_total"),
+        metric(&page, "evalgate_jobs_retried_total"),
+        metric(&page, "evalgate_jobs_failed_total"),
+        metric(&page, "evalgate_deliveries_accepted_total"),
+        metric(&page, "evalgate_deliveries_duplicate_total"),
+    );
+    println!(
+        "  fake GitHub:            {} GET .../pulls/1, {} requests for the load ({:.1} per delivery), \
+         {rate_limited} rate-limited, at most {per_repo_max} on one installation",
+        pr_reads.count(),
+        load_requests.len(),
+        load_requests.len() as f64 / DELIVERIES as f64
+    );
+}
+
+async fn gates(h: &Harness, commits: &Commits) {
+    let calls_before = h.provider.call_count();
+    let budget = Instant::now();
+    let (mut to_progress, mut to_done) = (Vec::new(), Vec::new());
+    let (mut passed, mut timed_out) = (0, 0);
+    for n in FIRST_GATE_PR..FIRST_GATE_PR + GATE_PRS {
+        let left = GATE_BUDGET.saturating_sub(budget.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let sha = format!("{:040x}", 0xbe00_0000u64 + n);
+        h.commit(&sha, &commits.head);
+        h.open_pr(n, BASE, &sha, Some(PRE_REGISTRATION), false);
+        let payload = h.github.pull_request_event(REPO, n, "opened");
+        let started = Instant::now();
+        let status = h.deliver("pull_request", &payload).await;
+        if !(200..300).contains(&status) {
+            println!("  PR #{n}: delivery answered {status}");
+        }
+        let in_progress = Cell::new(None);
+        let done = h
+            .github
+            .wait_for(GATE_WAIT.min(left), |_| {
+                let run = h.checks(&sha, DEMO).pop()?;
+                if in_progress.get().is_none() && run.statuses_seen.iter().any(|s| s == "in_progress") {
+                    in_progress.set(Some(started.elapsed()));
+                }
+                (run.status == "completed").then(|| (started.elapsed(), run.conclusion))
+            })
+            .await;
+        match (in_progress.get(), done) {
+            (Some(p), Some((d, conclusion))) => {
+                to_progress.push(p);
+                to_done.push(d);
+                passed += usize::from(conclusion.as_deref() == Some("success"));
+            }
+            _ => timed_out += 1,
+        }
+    }
+    to_progress.sort();
+    to_done.sort();
+    let median = |v: &[Duration]| ms(v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or_default());
+    let max = |v: &[Duration]| ms(v.last().copied().unwrap_or_default());
+    println!(
+        "2. delivery -> {DEMO} check run: {GATE_PRS} pull requests touching the bundle, each its own head sha, \
+         provider answering at once"
+    );
+    println!("  measured:               {} ({passed} gates passed, {timed_out} timed out)", to_done.len());
+    println!("  to in_progress:         median {:.1} ms, max {:.1} ms", median(&to_progress), max(&to_progress));
+    println!("  to completed:           median {:.1} ms, max {:.1} ms", median(&to_done), max(&to_done));
+    println!(
+        "  model calls:            {} (same bundle in every pull request: cached after the first)",
+        h.provider.call_count() - calls_before
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let h = Harness::start(Arc::new(Script::new())).await;
+    let commits = Commits::of(&Spec::new(4));
+    h.commit(BASE, &commits.base);
+    load(&h, &commits).await;
+    gates(&h, &commits).await;
+}
