@@ -74,8 +74,14 @@ fn metric(page: &str, name: &str) -> Option<i64> {
     page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// One webhook request: (status or None on a transport error, time from send to response).
-async fn post(http: &reqwest::Client, url: &str, id: String, body: Arc<Vec<u8>>, sig: &str) -> (Option<u16>, Duration) {
+/// One webhook request: (status, or the transport error; time from send to response).
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    id: String,
+    body: Arc<Vec<u8>>,
+    sig: &str,
+) -> (Result<u16, String>, Duration) {
     let started = Instant::now();
     let sent = http
         .post(url)
@@ -90,9 +96,15 @@ async fn post(http: &reqwest::Client, url: &str, id: String, body: Arc<Vec<u8>>,
         Ok(resp) => {
             let status = resp.status().as_u16();
             let _ = resp.bytes().await;
-            Some(status)
+            Ok(status)
         }
-        Err(_) => None,
+        Err(e) => Err(if e.is_timeout() {
+            "timeout".to_owned()
+        } else if e.is_connect() {
+            "connect".to_owned()
+        } else {
+            format!("{e:?}").chars().take(160).collect()
+        }),
     };
     (status, started.elapsed())
 }
@@ -145,12 +157,12 @@ async fn load(h: &Harness, commits: &Commits) {
         }));
     }
     let mut latencies = Vec::with_capacity(DELIVERIES);
-    let (mut non_2xx, mut failed) = (Vec::new(), 0usize);
+    let (mut non_2xx, mut failed) = (Vec::new(), Vec::new());
     for t in tasks {
         match t.await.expect("request task") {
-            (Some(s), d) if (200..300).contains(&s) => latencies.push(d),
-            (Some(s), _) => non_2xx.push(s),
-            (None, _) => failed += 1,
+            (Ok(s), d) if (200..300).contains(&s) => latencies.push(d),
+            (Ok(s), _) => non_2xx.push(s),
+            (Err(e), _) => failed.push(e),
         }
     }
     let sent_for = t0.elapsed();
@@ -172,7 +184,6 @@ async fn load(h: &Harness, commits: &Commits) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    std::fs::write("/tmp/webhook-serve.log", h.logs()).ok(); // DEBUG
     let requests = h.github.requests();
     let load_requests: Vec<_> = requests.iter().filter(|r| r.path.starts_with("/repos/acme/load-")).collect();
     let pr_reads = load_requests
@@ -209,9 +220,11 @@ async fn load(h: &Harness, commits: &Commits) {
     let by_status: Vec<String> =
         statuses.iter().map(|s| format!("{s} x{}", non_2xx.iter().filter(|x| *x == s).count())).collect();
     println!(
-        "  errors:                 {} non-2xx{}, {failed} failed requests",
+        "  errors:                 {} non-2xx{}, {} failed requests{}",
         non_2xx.len(),
-        if by_status.is_empty() { String::new() } else { format!(" ({})", by_status.join(", ")) }
+        if by_status.is_empty() { String::new() } else { format!(" ({})", by_status.join(", ")) },
+        failed.len(),
+        failed.first().map(|e| format!(" (first: {e})")).unwrap_or_default()
     );
     match drained {
         Some(d) => println!("  queue drained:          {:.2} s after the last answer", d.as_secs_f64()),
@@ -236,6 +249,12 @@ async fn load(h: &Harness, commits: &Commits) {
         load_requests.len(),
         load_requests.len() as f64 / DELIVERIES as f64
     );
+    let logs = h.logs();
+    println!(
+        "  server log:             {} job retries on `database is locked`, {} panics",
+        logs.lines().filter(|l| l.contains("will be retried") && l.contains("database is locked")).count(),
+        logs.lines().filter(|l| l.contains("panicked at")).count()
+    );
 }
 
 async fn gates(h: &Harness, commits: &Commits) {
@@ -243,6 +262,7 @@ async fn gates(h: &Harness, commits: &Commits) {
     let budget = Instant::now();
     let (mut to_progress, mut to_done) = (Vec::new(), Vec::new());
     let (mut passed, mut timed_out) = (0, 0);
+    let mut slowest = (Duration::ZERO, 0);
     for n in FIRST_GATE_PR..FIRST_GATE_PR + GATE_PRS {
         let left = GATE_BUDGET.saturating_sub(budget.elapsed());
         if left.is_zero() {
@@ -272,6 +292,7 @@ async fn gates(h: &Harness, commits: &Commits) {
             (Some(p), Some((d, conclusion))) => {
                 to_progress.push(p);
                 to_done.push(d);
+                slowest = slowest.max((d, n));
                 passed += usize::from(conclusion.as_deref() == Some("success"));
             }
             _ => timed_out += 1,
@@ -287,7 +308,13 @@ async fn gates(h: &Harness, commits: &Commits) {
     );
     println!("  measured:               {} ({passed} gates passed, {timed_out} timed out)", to_done.len());
     println!("  to in_progress:         median {:.1} ms, max {:.1} ms", median(&to_progress), max(&to_progress));
-    println!("  to completed:           median {:.1} ms, max {:.1} ms", median(&to_done), max(&to_done));
+    println!(
+        "  to completed:           median {:.1} ms, max {:.1} ms (PR #{}, {} of {GATE_PRS})",
+        median(&to_done),
+        max(&to_done),
+        slowest.1,
+        slowest.1.saturating_sub(FIRST_GATE_PR) + 1
+    );
     println!(
         "  model calls:            {} (same bundle in every pull request: cached after the first)",
         h.provider.call_count() - calls_before
@@ -296,6 +323,8 @@ async fn gates(h: &Harness, commits: &Commits) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load_avg.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
     let h = Harness::start(Arc::new(Script::new())).await;
     let commits = Commits::of(&Spec::new(4));
     h.commit(BASE, &commits.base);
