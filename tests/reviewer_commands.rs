@@ -190,3 +190,17 @@ async fn commands_in_code_blocks_and_quotes_are_not_run() {
     reply_containing(&h, "`c04`").await;
     assert_eq!(h.checks(HEAD, DEMO).pop().and_then(|c| c.conclusion), Some("failure".into()), "no override ran");
 }
+
+#[tokio::test]
+async fn comments_by_bots_are_ignored() {
+    let h = failing_gate().await;
+    let before = h.github.comments(REPO, 1).len();
+    comment(&h, "/evalgate override a bot said so", "evalgate[bot]").await;
+    comment(&h, "/evalgate rerum", "dependabot[bot]").await;
+    // A person's command after them is answered, so the bots' were read and skipped.
+    h.github.set_permission(REPO, "jordan", "write");
+    comment(&h, "/evalgate explain c04", "jordan").await;
+    reply_containing(&h, "`c04`").await;
+    assert_eq!(h.github.comments(REPO, 1).len(), before + 3 + 1, "three comments sent, one reply");
+    assert_eq!(h.checks(HEAD, DEMO).pop().and_then(|c| c.conclusion), Some("failure".into()));
+}

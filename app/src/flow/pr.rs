@@ -395,6 +395,8 @@ pub async fn approve_fork(
 ) -> Result<(), JobError> {
     let gh = ctx.github.installation(installation)?;
     let permission = gh.permission(repo, sender).await?;
+    let data = json!({ "approved": "fork evaluation", "head_sha": head_sha, "accepted": permission.can_write() });
+    ctx.store.audit(repo, Kind::Approval, sender, Some(number), data).await?;
     if !permission.can_write() {
         tracing::info!(sender, "approval refused: no write permission");
         gh.create_comment(
