@@ -19,6 +19,7 @@ pub mod limits;
 pub mod lint;
 pub mod parse;
 pub mod pin_writer;
+pub mod pins;
 pub mod preregistration;
 pub mod pricing;
 pub mod provider;

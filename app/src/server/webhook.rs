@@ -20,6 +20,13 @@ fn answer(status: StatusCode, msg: impl Into<String>) -> Response {
 }
 
 pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let delivery = header(&headers, "x-github-delivery").unwrap_or_default().chars().take(128).collect::<String>();
+    let event = header(&headers, "x-github-event").unwrap_or_default().chars().take(64).collect::<String>();
+    let span = tracing::info_span!("webhook", delivery = %delivery, event = %event);
+    tracing::Instrument::instrument(intake(app, headers, body), span).await
+}
+
+async fn intake(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
     let m = &app.ctx.metrics;
     let secrets: Vec<&[u8]> = app.webhook_secrets.iter().map(|s| s.expose().as_bytes()).collect();
     if let Err(e) = signature::verify(&secrets, &body, header(&headers, "x-hub-signature-256")) {
@@ -33,8 +40,6 @@ pub async fn receive(State(app): State<Arc<App>>, headers: HeaderMap, body: Byte
     let Some(event_name) = header(&headers, "x-github-event").filter(|e| !e.is_empty() && e.len() <= 64) else {
         return answer(StatusCode::BAD_REQUEST, "missing X-GitHub-Event header");
     };
-    let span = tracing::info_span!("webhook", delivery, event = event_name);
-    let _enter = span.enter();
     let event = match webhook::parse_event(event_name, &body) {
         Ok(e) => e,
         Err(e) => {

@@ -35,7 +35,8 @@ fn from_row(r: Row) -> PrRow {
 const COLUMNS: &str = "repo, number, installation_id, head_sha, base_sha, is_fork, thresholds, comment_id";
 
 impl Store {
-    /// Records the pull request's current head; returns the head it had before, if any.
+    /// Records the pull request's current head. One statement, so it never has to upgrade a
+    /// read lock to a write lock (SQLite refuses that at once while another writer commits).
     pub async fn upsert_pr(
         &self,
         repo: &str,
@@ -44,14 +45,7 @@ impl Store {
         head_sha: &str,
         base_sha: &str,
         is_fork: bool,
-    ) -> Result<Option<String>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let before =
-            sqlx::query_scalar::<_, String>("SELECT head_sha FROM pull_requests WHERE repo = $1 AND number = $2")
-                .bind(repo)
-                .bind(number as i64)
-                .fetch_optional(&mut *tx)
-                .await?;
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO pull_requests (repo, number, installation_id, head_sha, base_sha, is_fork, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -64,10 +58,9 @@ impl Store {
         .bind(base_sha)
         .bind(i64::from(is_fork))
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok(before)
+        Ok(())
     }
 
     pub async fn pr(&self, repo: &str, number: u64) -> Result<Option<PrRow>, sqlx::Error> {
