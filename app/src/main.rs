@@ -12,6 +12,7 @@ mod link;
 mod logging;
 mod metrics;
 mod output;
+mod pins;
 mod render;
 mod review;
 mod server;

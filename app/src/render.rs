@@ -13,6 +13,7 @@ pub const MAX_COMMENT: usize = 65_536;
 const PR_COMMENT: &str = include_str!("../../templates/pr-comment.md.hbs");
 const PRE_REGISTRATION: &str = include_str!("../../templates/pre-registration.md.hbs");
 const GOLDEN_SET: &str = include_str!("../../templates/golden-set.md.hbs");
+const PIN_BUMP: &str = include_str!("../../templates/pin-bump.md.hbs");
 const REPORT_PAGE: &str = include_str!("../../templates/report.html.hbs");
 
 /// The compiled templates.
@@ -31,6 +32,7 @@ impl Templates {
             .register_template_string("pre-registration", PRE_REGISTRATION)
             .context("templates/pre-registration.md.hbs")?;
         markdown.register_template_string("golden-set", GOLDEN_SET).context("templates/golden-set.md.hbs")?;
+        markdown.register_template_string("pin-bump", PIN_BUMP).context("templates/pin-bump.md.hbs")?;
         // The page escapes everything it shows: case inputs and outputs are untrusted text.
         let mut html = Handlebars::new();
         html.set_strict_mode(true);

@@ -91,6 +91,8 @@ pub struct ServeSettings {
     pub database_url: String,
     pub workers: usize,
     pub job_lease_ms: i64,
+    /// `EVALGATE_PIN_SCHEDULE`: when the weekly pin bumps run (five-field cron, UTC).
+    pub pin_schedule: crate::pins::schedule::Schedule,
 }
 
 fn required(name: &str, what: &str) -> anyhow::Result<String> {
@@ -134,6 +136,10 @@ impl ServeSettings {
         if lease == 0 {
             bail!("EVALGATE_JOB_LEASE_SECS must be at least 1");
         }
+        let pattern =
+            var("EVALGATE_PIN_SCHEDULE").unwrap_or_else(|| crate::pins::schedule::DEFAULT_PIN_SCHEDULE.to_owned());
+        let pin_schedule = crate::pins::schedule::Schedule::parse(pattern.trim())
+            .map_err(|e| anyhow::anyhow!("EVALGATE_PIN_SCHEDULE {e}"))?;
         Ok(ServeSettings {
             bind: var("EVALGATE_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned()),
             public_url: var("EVALGATE_PUBLIC_URL")
@@ -148,6 +154,7 @@ impl ServeSettings {
             database_url: database_url(),
             workers,
             job_lease_ms: (lease * 1000) as i64,
+            pin_schedule,
         })
     }
 }

@@ -26,6 +26,7 @@ pub mod provider;
 pub mod repo;
 pub mod report;
 pub mod snapshot;
+pub mod snapshot_writer;
 pub mod stats;
 pub mod tools;
 pub mod tree;

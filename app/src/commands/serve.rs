@@ -33,6 +33,7 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
         github,
         Arc::new(models),
         limits.concurrency,
+        settings::endpoints(),
         Templates::new()?,
         links,
         settings.public_url.clone(),

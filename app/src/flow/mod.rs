@@ -29,6 +29,9 @@ pub struct Ctx {
     /// One model client for the whole server: its limits are per provider, shared by all runs.
     pub models: Arc<ModelClient>,
     pub concurrency: usize,
+    /// Where the providers are, for pin tracking's model lists.
+    pub endpoints: evaluators::provider::Endpoints,
+    pub http: reqwest::Client,
     pub templates: Templates,
     pub links: LinkSigner,
     pub public_url: String,
@@ -47,6 +50,7 @@ impl Ctx {
         github: GitHubApp,
         models: Arc<ModelClient>,
         concurrency: usize,
+        endpoints: evaluators::provider::Endpoints,
         templates: Templates,
         links: LinkSigner,
         public_url: String,
@@ -56,6 +60,8 @@ impl Ctx {
             github,
             models,
             concurrency,
+            endpoints,
+            http: reqwest::Client::new(),
             templates,
             links,
             public_url,
@@ -123,6 +129,10 @@ pub async fn run_job(ctx: &Arc<Ctx>, job: &Job) -> Result<(), JobError> {
             let id = job.payload.get("gate_run").and_then(|v| v.as_str()).unwrap_or_default();
             gate::run(ctx, id).await
         }
+        JobKind::Pins => {
+            let weekly = job.payload.get("weekly").and_then(|v| v.as_bool()).unwrap_or(false);
+            crate::pins::run(ctx, weekly).await
+        }
     }
 }
 
@@ -185,6 +195,15 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
                 author_is_bot,
             };
             crate::review::on_comment(ctx, comment).await
+        }
+        Event::Installation { installation, added, removed } => {
+            for r in added {
+                ctx.store.remember_repository(r.as_str(), installation).await?;
+            }
+            for r in removed {
+                ctx.store.forget_repository(r.as_str()).await?;
+            }
+            Ok(())
         }
         Event::Ping | Event::Ignored(_) => Ok(()),
     }

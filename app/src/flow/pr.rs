@@ -65,6 +65,7 @@ pub async fn sync(
     let (head, base) = (pr.head.sha.clone(), pr.base.sha.clone());
     let fork = pr.is_fork();
     ctx.store.upsert_pr(repo, number, installation, &head, &base, fork).await?;
+    ctx.store.remember_repository(repo, installation).await?;
     cancel_older(ctx, &gh, repo, number, &head).await?;
 
     let files = gh.pull_request_files(repo, number).await?;

@@ -32,6 +32,8 @@ pub struct User {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct Branch {
     pub sha: String,
+    #[serde(rename = "ref", default)]
+    pub git_ref: String,
     /// `null` when a fork was deleted.
     pub repo: Option<BranchRepo>,
 }
@@ -99,6 +101,15 @@ pub struct CommentUser {
 #[derive(Debug, Clone, serde::Deserialize)]
 struct Created {
     id: u64,
+    #[serde(default)]
+    number: Option<u64>,
+}
+
+impl Created {
+    /// A pull request's number (its `id` is another, global, number).
+    fn id_or_number(&self) -> u64 {
+        self.number.unwrap_or(self.id)
+    }
 }
 
 /// A user's permission on a repository, as GitHub ranks them.
@@ -257,6 +268,126 @@ impl Installation {
             _ => Permission::None,
         };
         Ok(p)
+    }
+}
+
+/// A pull request as the listing gives it (for a bump branch's history).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PullSummary {
+    pub number: u64,
+    pub state: String,
+    #[serde(default)]
+    pub merged_at: Option<String>,
+    pub head: Branch,
+}
+
+impl Installation {
+    pub async fn default_branch(&self, repo: &str) -> Result<String, GitHubError> {
+        let path = format!("/repos/{repo}");
+        let reply = self.request(Method::GET, &path, None, true).await?;
+        #[derive(serde::Deserialize)]
+        struct Repo {
+            default_branch: String,
+        }
+        Ok(decode::<Repo>(&path, reply.body)?.default_branch)
+    }
+
+    /// The commit a branch points at, or `None` when there is no such branch.
+    pub async fn branch_head(&self, repo: &str, branch: &str) -> Result<Option<String>, GitHubError> {
+        let path = format!("/repos/{repo}/git/ref/heads/{branch}");
+        match self.request(Method::GET, &path, None, true).await {
+            Ok(reply) => Ok(reply.body["object"]["sha"].as_str().map(str::to_owned)),
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn created_sha(&self, path: &str, body: &Value) -> Result<String, GitHubError> {
+        // Creating the same git object twice gives the same object: safe to retry.
+        let reply = self.request(Method::POST, path, Some(body), true).await?;
+        reply.body["sha"].as_str().map(str::to_owned).ok_or_else(|| GitHubError::Malformed {
+            method: Method::POST,
+            path: path.to_owned(),
+            reason: "no `sha` in the reply".into(),
+        })
+    }
+
+    /// A commit on `parent` whose tree is `parent`'s with `path` set to `content`.
+    pub async fn commit_file(
+        &self,
+        repo: &str,
+        parent: &str,
+        path: &str,
+        content: &[u8],
+        message: &str,
+    ) -> Result<String, GitHubError> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(content);
+        let blob = self
+            .created_sha(&format!("/repos/{repo}/git/blobs"), &json!({ "content": encoded, "encoding": "base64" }))
+            .await?;
+        let parent_tree = {
+            let p = format!("/repos/{repo}/git/commits/{parent}");
+            let reply = self.request(Method::GET, &p, None, true).await?;
+            reply.body["tree"]["sha"].as_str().map(str::to_owned).ok_or_else(|| GitHubError::Malformed {
+                method: Method::GET,
+                path: p,
+                reason: "no `tree.sha` in the commit".into(),
+            })?
+        };
+        let tree = self
+            .created_sha(
+                &format!("/repos/{repo}/git/trees"),
+                &json!({ "base_tree": parent_tree, "tree": [{ "path": path, "mode": "100644", "type": "blob", "sha": blob }] }),
+            )
+            .await?;
+        self.created_sha(
+            &format!("/repos/{repo}/git/commits"),
+            &json!({ "message": message, "tree": tree, "parents": [parent] }),
+        )
+        .await
+    }
+
+    pub async fn create_branch(&self, repo: &str, branch: &str, sha: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/git/refs");
+        self.request(Method::POST, &path, Some(&json!({ "ref": format!("refs/heads/{branch}"), "sha": sha })), false)
+            .await
+            .map(|_| ())
+    }
+
+    /// Points `branch` at `sha`, replacing what it held (only ever evalgate's own commits).
+    pub async fn force_branch(&self, repo: &str, branch: &str, sha: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/git/refs/heads/{branch}");
+        self.request(Method::PATCH, &path, Some(&json!({ "sha": sha, "force": true })), true).await.map(|_| ())
+    }
+
+    /// The pull requests from `branch` (of this repository), newest first.
+    pub async fn pulls_from(&self, repo: &str, branch: &str) -> Result<Vec<PullSummary>, GitHubError> {
+        let owner = repo.split('/').next().unwrap_or_default();
+        let path = format!("/repos/{repo}/pulls?state=all&head={}&per_page=100", encode(&format!("{owner}:{branch}")));
+        let items = self.paginate(&path, None).await?;
+        let mut pulls: Vec<PullSummary> = items.into_iter().map(|v| decode(&path, v)).collect::<Result<_, _>>()?;
+        pulls.retain(|p| p.head.git_ref == branch);
+        pulls.sort_by_key(|p| std::cmp::Reverse(p.number));
+        Ok(pulls)
+    }
+
+    pub async fn create_pull(
+        &self,
+        repo: &str,
+        title: &str,
+        head: &str,
+        base: &str,
+        body: &str,
+    ) -> Result<u64, GitHubError> {
+        let path = format!("/repos/{repo}/pulls");
+        let body = json!({ "title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true });
+        let reply = self.request(Method::POST, &path, Some(&body), false).await?;
+        Ok(decode::<Created>(&path, reply.body)?.id_or_number())
+    }
+
+    pub async fn update_pull(&self, repo: &str, number: u64, title: &str, body: &str) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}");
+        self.request(Method::PATCH, &path, Some(&json!({ "title": title, "body": body })), true).await.map(|_| ())
     }
 }
 

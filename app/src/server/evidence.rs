@@ -26,7 +26,7 @@ fn text(status: StatusCode, body: String) -> Response {
 /// Whether the request carries the admin token. Both sides are hashed first so the comparison
 /// runs over 32 bytes whatever the lengths, and the bytes are folded without an early exit, so
 /// the time taken says nothing about how much of a guess was right.
-fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
+pub(super) fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
     let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };

@@ -2,6 +2,7 @@
 
 mod evidence;
 mod health;
+mod pins;
 mod report_page;
 mod webhook;
 
@@ -30,6 +31,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/runs/{id}", get(report_page::show))
         .route("/api/evidence", get(evidence::export))
+        .route("/api/pins/run", post(pins::run_now))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -45,13 +47,15 @@ pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()>
     let addr = listener.local_addr()?;
     // One line on stdout that scripts (and the tests) read to learn the port.
     println!("evalgate listening on http://{addr}");
-    tracing::info!(%addr, "listening");
+    tracing::info!(%addr, pin_schedule = %settings.pin_schedule.pattern, "listening");
     let workers = crate::worker::spawn(app.ctx.clone(), settings.workers, settings.job_lease_ms);
+    let scheduler = crate::pins::schedule::spawn(app.ctx.clone(), settings.pin_schedule.clone());
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("shutting down");
     };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
+    scheduler.abort();
     for w in workers {
         w.abort();
     }

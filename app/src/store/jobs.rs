@@ -12,6 +12,8 @@ pub enum JobKind {
     Delivery,
     /// Evaluate one bundle of one pull request head (a `gate_runs` row).
     Gate,
+    /// Pin tracking: the daily record, and (weekly or on demand) the bump pull requests.
+    Pins,
 }
 
 impl JobKind {
@@ -19,6 +21,7 @@ impl JobKind {
         match self {
             JobKind::Delivery => "delivery",
             JobKind::Gate => "gate",
+            JobKind::Pins => "pins",
         }
     }
 
@@ -26,6 +29,7 @@ impl JobKind {
         match s {
             "delivery" => Some(JobKind::Delivery),
             "gate" => Some(JobKind::Gate),
+            "pins" => Some(JobKind::Pins),
             _ => None,
         }
     }

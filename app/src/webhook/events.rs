@@ -74,6 +74,12 @@ pub enum Event {
         author: String,
         author_is_bot: bool,
     },
+    /// The App was installed on repositories, or removed from them.
+    Installation {
+        installation: u64,
+        added: Vec<RepoName>,
+        removed: Vec<RepoName>,
+    },
     /// Acknowledged and not acted on, with the reason (for logs and metrics).
     Ignored(String),
 }
@@ -90,7 +96,7 @@ impl Event {
             | Event::CheckRun { repo, .. }
             | Event::CheckSuite { repo, .. }
             | Event::PrComment { repo, .. } => Some(repo),
-            Event::Ping | Event::Ignored(_) => None,
+            Event::Ping | Event::Installation { .. } | Event::Ignored(_) => None,
         }
     }
 }
@@ -195,6 +201,17 @@ struct CommentPayload {
     repository: Repository,
     issue: Issue,
     comment: Comment,
+}
+
+#[derive(Deserialize)]
+struct InstallationPayload {
+    installation: Installation,
+    #[serde(default)]
+    repositories: Vec<Repository>,
+    #[serde(default)]
+    repositories_added: Vec<Repository>,
+    #[serde(default)]
+    repositories_removed: Vec<Repository>,
 }
 
 #[derive(Deserialize)]
@@ -318,6 +335,21 @@ pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
                 author_is_bot: p.comment.user.kind.as_deref() == Some("Bot") || p.comment.user.login.ends_with("[bot]"),
                 author: p.comment.user.login,
             })
+        }
+        "installation" | "installation_repositories" => {
+            let p: InstallationPayload = decode(event, body)?;
+            let names = |v: Vec<Repository>| v.into_iter().map(|r| RepoName(r.full_name)).collect::<Vec<_>>();
+            let (added, removed) = match (event, action.as_str()) {
+                ("installation", "created" | "new_permissions_accepted" | "unsuspend") => {
+                    (names(p.repositories), vec![])
+                }
+                ("installation", "deleted" | "suspend") => (vec![], names(p.repositories)),
+                ("installation_repositories", "added" | "removed") => {
+                    (names(p.repositories_added), names(p.repositories_removed))
+                }
+                _ => return ignored(),
+            };
+            Ok(Event::Installation { installation: p.installation.id, added, removed })
         }
         _ => ignored(),
     }
