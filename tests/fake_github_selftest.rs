@@ -6,7 +6,7 @@ mod fake_github;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fake_github::{Failure, FakeGitHub, PrSpec};
+use fake_github::{Failure, FakeGitHub, PrSpec, blob_sha};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
@@ -549,4 +549,402 @@ async fn check_payloads_list_no_pull_requests_for_forks() {
     let comment = gh.issue_comment_event(REPO, 2, "/evalgate rerun", "mallory");
     assert_eq!(comment["issue"]["pull_request"]["url"], format!("{}/repos/{REPO}/pulls/2", gh.url()));
     assert_eq!(gh.comments(REPO, 2).len(), 1);
+}
+
+// --- git data, refs and pull requests ------------------------------------------------------------
+
+const PROMPT: &str = "bundles/demo/prompt.md";
+
+async fn api(gh: &FakeGitHub, auth: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+    send(method, &format!("{}/repos/{REPO}/{path}", gh.url()), Some(auth), body).await
+}
+
+/// Blob → tree on `parent`'s tree → commit on `parent`, all through the API; returns the commit.
+async fn api_commit(gh: &FakeGitHub, auth: &str, parent: &str, path: &str, content: &str) -> String {
+    let blob = api(gh, auth, "POST", "git/blobs", Some(json!({ "content": content, "encoding": "utf-8" }))).await;
+    assert_eq!(blob.status, 201, "{}", blob.json);
+    let base = api(gh, auth, "GET", &format!("git/commits/{parent}"), None).await;
+    assert_eq!(base.status, 200, "{}", base.json);
+    let tree = api(
+        gh,
+        auth,
+        "POST",
+        "git/trees",
+        Some(json!({ "base_tree": base.json["tree"]["sha"],
+                     "tree": [{ "path": path, "mode": "100644", "type": "blob", "sha": blob.json["sha"] }] })),
+    )
+    .await;
+    assert_eq!(tree.status, 201, "{}", tree.json);
+    let commit = api(
+        gh,
+        auth,
+        "POST",
+        "git/commits",
+        Some(json!({ "message": format!("Bump {path}"), "tree": tree.json["sha"], "parents": [parent] })),
+    )
+    .await;
+    assert_eq!(commit.status, 201, "{}", commit.json);
+    commit.json["sha"].as_str().expect("sha").to_string()
+}
+
+/// A branch `evalgate/pin-bump/{name}` off main with one API commit, and a PR from it.
+async fn pin_bump_pr(gh: &FakeGitHub, auth: &str, name: &str) -> (u64, String) {
+    let sha = api_commit(gh, auth, &"a".repeat(40), PROMPT, &format!("pinned {name}\n")).await;
+    let branch = format!("evalgate/pin-bump/{name}");
+    let r = api(gh, auth, "POST", "git/refs", Some(json!({ "ref": format!("refs/heads/{branch}"), "sha": sha }))).await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let r = api(
+        gh,
+        auth,
+        "POST",
+        "pulls",
+        Some(json!({ "title": format!("Bump {name}"), "head": branch, "base": "main", "body": "pins" })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    (r.json["number"].as_u64().expect("number"), sha)
+}
+
+#[tokio::test]
+async fn blob_tree_commit_ref_and_pr_round_trip() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let main = "a".repeat(40);
+    let repo = api(&gh, &auth, "GET", "", None).await;
+    assert_eq!(repo.json["default_branch"], "main");
+    let head = api(&gh, &auth, "GET", "git/ref/heads/main", None).await;
+    assert_eq!((head.status, head.json["object"]["sha"].as_str()), (200, Some(main.as_str())));
+    assert_eq!(head.json["ref"], "refs/heads/main");
+
+    let blob = api(&gh, &auth, "POST", "git/blobs", Some(json!({ "content": "djMK", "encoding": "base64" }))).await;
+    assert_eq!((blob.status, blob.json["sha"].as_str()), (201, Some(blob_sha(b"v3\n").as_str())));
+    let base = api(&gh, &auth, "GET", &format!("git/commits/{main}"), None).await;
+    let tree = api(
+        &gh,
+        &auth,
+        "POST",
+        "git/trees",
+        Some(json!({ "base_tree": base.json["tree"]["sha"],
+                     "tree": [{ "path": PROMPT, "mode": "100644", "type": "blob", "sha": blob.json["sha"] }] })),
+    )
+    .await;
+    assert_eq!((tree.status, tree.json["truncated"].as_bool()), (201, Some(false)));
+    let commit = api(
+        &gh,
+        &auth,
+        "POST",
+        "git/commits",
+        Some(json!({ "message": "Bump demo", "tree": tree.json["sha"], "parents": [main],
+                     "author": { "name": "evalgate", "email": "bot@example.com", "date": "2025-01-02T03:04:05Z" } })),
+    )
+    .await;
+    assert_eq!(commit.status, 201, "{}", commit.json);
+    assert_eq!(commit.json["parents"][0]["sha"], main);
+    assert_eq!(commit.json["tree"]["sha"], tree.json["sha"]);
+    assert_eq!(commit.json["author"]["date"], "2025-01-02T03:04:05Z");
+    let sha = commit.json["sha"].as_str().expect("sha").to_string();
+    let again = api(&gh, &auth, "GET", &format!("git/commits/{sha}"), None).await;
+    assert_eq!((again.status, &again.json["message"]), (200, &json!("Bump demo")));
+
+    let r =
+        api(&gh, &auth, "POST", "git/refs", Some(json!({ "ref": "refs/heads/evalgate/pin-bump/demo", "sha": sha })))
+            .await;
+    assert_eq!((r.status, r.json["object"]["sha"].as_str()), (201, Some(sha.as_str())));
+    let pr = api(
+        &gh,
+        &auth,
+        "POST",
+        "pulls",
+        Some(json!({ "title": "Bump demo", "head": "acme:evalgate/pin-bump/demo", "base": "main", "body": "why",
+                     "draft": false, "maintainer_can_modify": true })),
+    )
+    .await;
+    assert_eq!(pr.status, 201, "{}", pr.json);
+    assert_eq!(pr.json["number"], 2, "numbering continues after the fixture PR #1");
+    assert_eq!((pr.json["state"].as_str(), pr.json["merged"].as_bool()), (Some("open"), Some(false)));
+    assert_eq!(
+        (pr.json["head"]["ref"].as_str(), pr.json["head"]["sha"].as_str()),
+        (Some("evalgate/pin-bump/demo"), Some(sha.as_str()))
+    );
+    assert_eq!((pr.json["base"]["ref"].as_str(), pr.json["base"]["sha"].as_str()), (Some("main"), Some(main.as_str())));
+    assert_eq!(pr.json["user"]["login"], "evalgate[bot]");
+    assert_eq!(pr.json["html_url"], format!("https://github.com/{REPO}/pull/2"));
+    let files = api(&gh, &auth, "GET", "pulls/2/files", None).await;
+    let names: Vec<&str> =
+        files.json.as_array().expect("files").iter().filter_map(|f| f["filename"].as_str()).collect();
+    assert_eq!(names, [PROMPT]);
+    let run = create_run(&gh, &auth, json!({ "name": "evalgate", "head_sha": sha })).await;
+    assert_eq!(run.status, 201, "check runs work on API commits");
+    let info = gh.commit_info(REPO, &sha).expect("commit");
+    assert!(info.by_app);
+    assert_eq!((info.author_name.as_str(), info.parents.clone()), ("evalgate", vec![main.clone()]));
+    assert_eq!(gh.file_at(REPO, &sha, PROMPT), Some(b"v3\n".to_vec()));
+    assert_eq!(gh.branch_head(REPO, "evalgate/pin-bump/demo"), Some(sha));
+    let pulls = gh.pulls(REPO);
+    assert_eq!(
+        (pulls[1].number, pulls[1].body.as_deref(), pulls[1].author.as_str()),
+        (2, Some("why"), "evalgate[bot]")
+    );
+}
+
+#[tokio::test]
+async fn a_second_pull_request_for_the_same_head_is_422() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let (number, _) = pin_bump_pr(&gh, &auth, "x").await;
+    let body = json!({ "title": "again", "head": "evalgate/pin-bump/x", "base": "main" });
+    let r = api(&gh, &auth, "POST", "pulls", Some(body)).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json["message"], "Validation Failed");
+    assert_eq!(
+        r.json["errors"],
+        json!([{ "resource": "PullRequest", "code": "custom",
+                 "message": "A pull request already exists for acme:evalgate/pin-bump/x." }])
+    );
+    assert_eq!(gh.pulls(REPO).len(), 2);
+    // Once it is closed, a new one may be opened.
+    let r = api(&gh, &auth, "PATCH", &format!("pulls/{number}"), Some(json!({ "state": "closed" }))).await;
+    assert_eq!((r.status, r.json["state"].as_str()), (200, Some("closed")));
+    let r =
+        api(&gh, &auth, "POST", "pulls", Some(json!({ "title": "t", "head": "evalgate/pin-bump/x", "base": "main" })))
+            .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+}
+
+#[tokio::test]
+async fn pull_requests_need_an_existing_branch_with_commits_ahead() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let main = "a".repeat(40);
+    let r = api(&gh, &auth, "POST", "git/refs", Some(json!({ "ref": "refs/heads/empty", "sha": main }))).await;
+    assert_eq!(r.status, 201);
+    let r = api(&gh, &auth, "POST", "pulls", Some(json!({ "title": "t", "head": "empty", "base": "main" }))).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json["errors"][0]["message"], "No commits between main and empty");
+    let r = api(&gh, &auth, "POST", "pulls", Some(json!({ "title": "t", "head": "nope", "base": "main" }))).await;
+    assert_eq!((r.status, &r.json["errors"][0]["field"]), (422, &json!("head")));
+    let r = api(&gh, &auth, "POST", "pulls", Some(json!({ "title": "t", "head": "empty" }))).await;
+    assert_eq!(r.status, 422);
+    assert!(r.json["message"].as_str().unwrap_or("").contains("\"base\" wasn't supplied"), "{}", r.json);
+    assert_eq!(gh.pulls(REPO).len(), 1);
+}
+
+#[tokio::test]
+async fn ref_updates_must_fast_forward_unless_forced_and_the_pr_follows() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let (number, first) = pin_bump_pr(&gh, &auth, "y").await;
+    // A sibling of `first` (both on main): not a fast-forward.
+    let sibling = api_commit(&gh, &auth, &"a".repeat(40), PROMPT, "other\n").await;
+    let path = "git/refs/heads/evalgate/pin-bump/y";
+    let r = api(&gh, &auth, "PATCH", path, Some(json!({ "sha": sibling }))).await;
+    assert_eq!((r.status, &r.json["message"]), (422, &json!("Update is not a fast forward")));
+    let r = api(&gh, &auth, "PATCH", path, Some(json!({ "sha": sibling, "force": false }))).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(gh.branch_head(REPO, "evalgate/pin-bump/y").as_deref(), Some(first.as_str()));
+    let r = api(&gh, &auth, "PATCH", path, Some(json!({ "sha": sibling, "force": true }))).await;
+    assert_eq!((r.status, r.json["object"]["sha"].as_str()), (200, Some(sibling.as_str())));
+    let pr = api(&gh, &auth, "GET", &format!("pulls/{number}"), None).await;
+    assert_eq!(pr.json["head"]["sha"], sibling);
+    let event = gh.pull_request_event(REPO, number, "synchronize");
+    assert_eq!((event["before"].as_str(), event["after"].as_str()), (Some(first.as_str()), Some(sibling.as_str())));
+    // A child of the head is a fast-forward.
+    let child = api_commit(&gh, &auth, &sibling, "README.md", "more\n").await;
+    let r = api(&gh, &auth, "PATCH", path, Some(json!({ "sha": child }))).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(gh.pulls(REPO)[1].head_sha, child);
+}
+
+#[tokio::test]
+async fn listing_pulls_filters_by_head_and_state() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let (x, _) = pin_bump_pr(&gh, &auth, "x").await;
+    let (y, _) = pin_bump_pr(&gh, &auth, "y").await;
+    gh.close_pull(REPO, y, false);
+    let numbers = |r: &Reply| -> Vec<u64> {
+        r.json.as_array().expect("array").iter().filter_map(|p| p["number"].as_u64()).collect()
+    };
+    let open = api(&gh, &auth, "GET", "pulls", None).await;
+    assert_eq!(numbers(&open), [x, 1], "open by default, newest first");
+    let closed = api(&gh, &auth, "GET", "pulls?state=closed", None).await;
+    assert_eq!(numbers(&closed), [y]);
+    let head = api(&gh, &auth, "GET", "pulls?state=all&head=acme:evalgate/pin-bump/y&base=main", None).await;
+    assert_eq!(numbers(&head), [y]);
+    let none = api(&gh, &auth, "GET", "pulls?state=open&head=acme:evalgate/pin-bump/y", None).await;
+    assert_eq!(numbers(&none), Vec::<u64>::new());
+    let page = api(&gh, &auth, "GET", "pulls?state=all&per_page=1&page=2", None).await;
+    assert_eq!(numbers(&page), [x]);
+    assert!(page.header("link").unwrap_or("").contains("rel=\"next\""));
+    let bad = api(&gh, &auth, "GET", "pulls?state=merged", None).await;
+    assert_eq!(bad.status, 422);
+    // Fixture PRs opened with number 0 take the next free number.
+    let n = gh.open_pr(
+        REPO,
+        PrSpec {
+            base_sha: "a".repeat(40),
+            head_sha: "b".repeat(40),
+            head_ref: "later".into(),
+            base_ref: "main".into(),
+            ..PrSpec::default()
+        },
+    );
+    assert_eq!(n, y + 1);
+}
+
+#[tokio::test]
+async fn a_human_push_is_not_by_the_app_and_moves_the_pr() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let (number, bot_sha) = pin_bump_pr(&gh, &auth, "z").await;
+    let files = BTreeMap::from([("NOTES.md".to_string(), b"mine\n".to_vec())]);
+    let sha = gh.human_push(REPO, "evalgate/pin-bump/z", files);
+    let info = gh.commit_info(REPO, &sha).expect("commit");
+    assert!(!info.by_app);
+    assert_eq!((info.author_name.as_str(), info.parents.clone()), ("alex", vec![bot_sha.clone()]));
+    assert!(gh.commit_info(REPO, &bot_sha).expect("bot commit").by_app);
+    assert_eq!(gh.file_at(REPO, &sha, "NOTES.md"), Some(b"mine\n".to_vec()));
+    assert_eq!(gh.file_at(REPO, &sha, PROMPT), Some(b"pinned z\n".to_vec()), "the rest of the tree is kept");
+    let pr = api(&gh, &auth, "GET", &format!("pulls/{number}"), None).await;
+    assert_eq!(pr.json["head"]["sha"], sha);
+    let commit = api(&gh, &auth, "GET", &format!("git/commits/{sha}"), None).await;
+    assert_eq!(commit.json["author"]["name"], "alex");
+    assert_eq!(commit.json["verification"]["verified"], false);
+}
+
+#[tokio::test]
+async fn a_tree_on_a_base_tree_keeps_other_files_byte_for_byte() {
+    let gh = fake().await;
+    let binary: Vec<u8> = (0..=255u8).chain([0, 0, 13, 10]).collect();
+    let base = "c".repeat(40);
+    let files = BTreeMap::from([
+        ("bin/data.bin".to_string(), binary.clone()),
+        ("docs/a/deep.md".to_string(), b"deep\r\n".to_vec()),
+        ("old.txt".to_string(), b"gone\n".to_vec()),
+        ("keep.txt".to_string(), b"keep\n".to_vec()),
+    ]);
+    gh.add_commit(REPO, &base, files.clone());
+    gh.add_executable(REPO, &base, "run.sh", b"#!/bin/sh\n");
+    gh.add_symlink(REPO, &base, "link", "keep.txt");
+    let auth = token(&gh).await;
+    let before = api(&gh, &auth, "GET", &format!("git/trees/{base}?recursive=1"), None).await;
+    let r = api(
+        &gh,
+        &auth,
+        "POST",
+        "git/trees",
+        Some(json!({ "base_tree": before.json["sha"], "tree": [
+            { "path": "keep.txt", "mode": "100644", "type": "blob", "content": "changed\n" },
+            { "path": "old.txt", "mode": "100644", "type": "blob", "sha": null },
+        ] })),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let top: Vec<&str> = r.json["tree"].as_array().expect("tree").iter().filter_map(|e| e["path"].as_str()).collect();
+    assert_eq!(top, ["bin", "docs", "keep.txt", "link", "run.sh"]);
+    let after =
+        api(&gh, &auth, "GET", &format!("git/trees/{}?recursive=1", r.json["sha"].as_str().expect("sha")), None).await;
+    assert_eq!(after.status, 200);
+    let entry = |tree: &Value, path: &str| -> Value {
+        tree["tree"].as_array().expect("tree").iter().find(|e| e["path"] == path).cloned().unwrap_or(Value::Null)
+    };
+    for path in ["bin", "bin/data.bin", "docs", "docs/a/deep.md", "run.sh", "link"] {
+        let (old, new) = (entry(&before.json, path), entry(&after.json, path));
+        assert_eq!((&old["sha"], &old["mode"]), (&new["sha"], &new["mode"]), "{path}");
+    }
+    assert_eq!(entry(&after.json, "old.txt"), Value::Null);
+    let blob = send("GET", entry(&after.json, "bin/data.bin")["url"].as_str().expect("url"), Some(&auth), None).await;
+    let content: String = blob.json["content"].as_str().expect("content").split_whitespace().collect();
+    assert_eq!(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, content).expect("b64"), binary);
+    // The same files built by `add_commit` hash to the same tree.
+    let mut expected = files;
+    expected.remove("old.txt");
+    expected.insert("keep.txt".into(), b"changed\n".to_vec());
+    gh.add_commit(REPO, &"d".repeat(40), expected);
+    gh.add_executable(REPO, &"d".repeat(40), "run.sh", b"#!/bin/sh\n");
+    gh.add_symlink(REPO, &"d".repeat(40), "link", "keep.txt");
+    let same = api(&gh, &auth, "GET", &format!("git/trees/{}", "d".repeat(40)), None).await;
+    assert_eq!(same.json["sha"], r.json["sha"]);
+}
+
+#[tokio::test]
+async fn deleting_a_branch_is_204_and_closes_its_pull_request() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let (number, _) = pin_bump_pr(&gh, &auth, "d").await;
+    let r = api(&gh, &auth, "DELETE", "git/refs/heads/evalgate/pin-bump/d", None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(gh.branch_head(REPO, "evalgate/pin-bump/d"), None);
+    assert_eq!(api(&gh, &auth, "GET", "git/ref/heads/evalgate/pin-bump/d", None).await.status, 404);
+    assert_eq!(gh.pulls(REPO)[1].state, "closed");
+    let r = api(&gh, &auth, "DELETE", "git/refs/heads/evalgate/pin-bump/d", None).await;
+    assert_eq!((r.status, &r.json["message"]), (422, &json!("Reference does not exist")));
+    let r = api(&gh, &auth, "PATCH", &format!("pulls/{number}"), Some(json!({ "state": "open" }))).await;
+    assert_eq!(r.status, 422, "no branch to reopen from");
+}
+
+#[tokio::test]
+async fn bad_git_data_requests_are_githubs_422s() {
+    let gh = fake().await;
+    let auth = token(&gh).await;
+    let main = "a".repeat(40);
+    let bad_blob = format!("tree.sha {} is not a valid blob", "f".repeat(40));
+    let cases = [
+        ("git/refs", json!({ "ref": "refs/heads/main", "sha": main }), "Reference already exists"),
+        ("git/refs", json!({ "ref": "refs/heads/new", "sha": "f".repeat(40) }), "Object does not exist"),
+        ("git/refs", json!({ "ref": "refs/heads/a..b", "sha": main }), "refs/heads/a..b is not a valid ref name."),
+        (
+            "git/refs",
+            json!({ "ref": "main", "sha": main }),
+            "Reference name must contain at least three slash-separated components.",
+        ),
+        ("git/commits", json!({ "message": "m", "tree": "f".repeat(40) }), "Tree SHA does not exist"),
+        ("git/trees", json!({ "base_tree": "f".repeat(40), "tree": [] }), "base_tree is not a valid tree oid"),
+        (
+            "git/trees",
+            json!({ "tree": [{ "path": "../x", "mode": "100644", "type": "blob", "content": "x" }] }),
+            "tree.path contains a malformed path component",
+        ),
+        (
+            "git/trees",
+            json!({ "tree": [{ "path": "x", "mode": "100644", "type": "blob", "sha": "f".repeat(40) }] }),
+            bad_blob.as_str(),
+        ),
+    ];
+    for (path, body, message) in cases {
+        let r = api(&gh, &auth, "POST", path, Some(body.clone())).await;
+        assert_eq!((r.status, r.json["message"].as_str()), (422, Some(message)), "{path} {body}");
+    }
+    let tree = api(&gh, &auth, "POST", "git/trees", Some(json!({ "tree": [] }))).await;
+    let r = api(
+        &gh,
+        &auth,
+        "POST",
+        "git/commits",
+        Some(json!({ "message": "m", "tree": tree.json["sha"], "parents": ["f".repeat(40)] })),
+    )
+    .await;
+    assert_eq!(r.json["message"], "Parent SHA does not exist or is not a commit object");
+    for (method, path, body) in [
+        ("POST", "git/blobs", json!({ "content": "x", "encoding": "latin1" })),
+        ("POST", "git/blobs", json!({ "content": "!!!", "encoding": "base64" })),
+        ("POST", "git/trees", json!({ "tree": "nope" })),
+        ("POST", "git/commits", json!({ "tree": tree.json["sha"] })),
+        (
+            "POST",
+            "git/commits",
+            json!({ "message": "m", "tree": tree.json["sha"], "author": { "name": "x", "email": "y", "date": "soon" } }),
+        ),
+        ("PATCH", "git/refs/heads/missing", json!({ "sha": main })),
+        ("PATCH", "git/refs/heads/main", json!({ "sha": main, "force": "yes" })),
+        ("POST", "pulls", json!({ "head": "change", "base": "main" })),
+    ] {
+        let r = api(&gh, &auth, method, path, Some(body.clone())).await;
+        assert_eq!(r.status, 422, "{method} {path} {body}: {}", r.json);
+    }
+    let r = api(&gh, &auth, "POST", "git/refs", None).await;
+    assert_eq!(r.status, 422, "an empty body names the missing fields");
+    let unauthenticated =
+        send("POST", &format!("{}/repos/{REPO}/git/blobs", gh.url()), None, Some(json!({ "content": "x" }))).await;
+    assert_eq!(unauthenticated.status, 401);
 }

@@ -40,6 +40,16 @@ const CHECK_STATUSES: &[&str] = &["queued", "in_progress", "completed", "waiting
 const CHECK_CONCLUSIONS: &[&str] =
     &["action_required", "cancelled", "failure", "neutral", "success", "skipped", "stale", "timed_out"];
 const ANNOTATION_LEVELS: &[&str] = &["notice", "warning", "failure"];
+const DOCS_CREATE_BLOB: &str = "https://docs.github.com/rest/git/blobs#create-a-blob";
+const DOCS_CREATE_TREE: &str = "https://docs.github.com/rest/git/trees#create-a-tree";
+const DOCS_CREATE_COMMIT: &str = "https://docs.github.com/rest/git/commits#create-a-commit";
+const DOCS_GET_REF: &str = "https://docs.github.com/rest/git/refs#get-a-reference";
+const DOCS_CREATE_REF: &str = "https://docs.github.com/rest/git/refs#create-a-reference";
+const DOCS_UPDATE_REF: &str = "https://docs.github.com/rest/git/refs#update-a-reference";
+const DOCS_DELETE_REF: &str = "https://docs.github.com/rest/git/refs#delete-a-reference";
+const DOCS_CREATE_PULL: &str = "https://docs.github.com/rest/pulls/pulls#create-a-pull-request";
+const DOCS_UPDATE_PULL: &str = "https://docs.github.com/rest/pulls/pulls#update-a-pull-request";
+const DOCS_LIST_PULLS: &str = "https://docs.github.com/rest/pulls/pulls#list-pull-requests";
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -113,6 +123,36 @@ pub struct Request {
     pub authorized: bool,
 }
 
+/// A commit as the fake stores it (see [`FakeGitHub::commit_info`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub parents: Vec<String>,
+    pub message: String,
+    pub author_name: String,
+    pub author_email: String,
+    /// Made through the API with an installation token (by the App), not by a test helper.
+    pub by_app: bool,
+}
+
+/// A pull request as the fake stores it (see [`FakeGitHub::pulls`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullInfo {
+    pub number: u64,
+    pub title: String,
+    pub body: Option<String>,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub head_sha: String,
+    pub base_sha: String,
+    /// "open" or "closed".
+    pub state: String,
+    pub merged: bool,
+    pub draft: bool,
+    /// Login of its author (`evalgate[bot]` for pull requests opened through the API).
+    pub author: String,
+}
+
 /// What an injected failure answers instead of the real handler.
 #[derive(Clone, Debug)]
 pub enum Failure {
@@ -136,11 +176,42 @@ struct Entry {
     content: Vec<u8>,
 }
 
+/// A file snapshot: the tree of a commit, or a tree made with `POST git/trees` (then `meta` is
+/// unused).
 #[derive(Clone, Debug, Default)]
 struct Commit {
     entries: BTreeMap<String, Entry>,
     /// Directory path ("" for the root) → git tree sha.
     tree_shas: BTreeMap<String, String>,
+    meta: CommitMeta,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Person {
+    name: String,
+    email: String,
+    /// Unix seconds.
+    date: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct CommitMeta {
+    parents: Vec<String>,
+    message: String,
+    author: Person,
+    committer: Person,
+    by_app: bool,
+}
+
+fn fixture_meta() -> CommitMeta {
+    let who = Person { name: "Fixture".into(), email: "fixture@example.com".into(), date: now_secs() };
+    CommitMeta {
+        parents: Vec::new(),
+        message: "Fixture commit".into(),
+        author: who.clone(),
+        committer: who,
+        by_app: false,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -153,6 +224,11 @@ struct Pr {
     updated_at: String,
     previous_head: Option<String>,
     previous_body: Option<Option<String>>,
+    draft: bool,
+    maintainer_can_modify: bool,
+    merged: bool,
+    closed_at: Option<String>,
+    merged_at: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -178,8 +254,12 @@ struct Repo {
     default_branch: String,
     commits: HashMap<String, Commit>,
     blobs: HashMap<String, Vec<u8>>,
-    /// Tree sha → (commit sha, directory path).
+    /// Tree sha → (commit sha or `snapshots` key, directory path).
     trees: HashMap<String, (String, String)>,
+    /// Trees made with `POST git/trees`, by root tree sha.
+    snapshots: HashMap<String, Commit>,
+    /// Full ref name (`refs/heads/main`) → commit sha.
+    refs: BTreeMap<String, String>,
     prs: BTreeMap<u64, Pr>,
     permissions: HashMap<String, String>,
     check_runs: Vec<CheckRun>,
@@ -329,6 +409,8 @@ impl FakeGitHub {
                     commits: HashMap::new(),
                     blobs: HashMap::new(),
                     trees: HashMap::new(),
+                    snapshots: HashMap::new(),
+                    refs: BTreeMap::new(),
                     prs: BTreeMap::new(),
                     permissions,
                     check_runs: Vec::new(),
@@ -343,7 +425,7 @@ impl FakeGitHub {
     pub fn add_commit(&self, repo: &str, sha: &str, files: BTreeMap<String, Vec<u8>>) {
         self.with_repo(repo, |r| {
             let entries = files.into_iter().map(|(p, content)| (p, Entry { mode: "100644", content })).collect();
-            r.commits.insert(sha.to_string(), Commit { entries, tree_shas: BTreeMap::new() });
+            r.commits.insert(sha.to_string(), Commit { entries, tree_shas: BTreeMap::new(), meta: fixture_meta() });
             reindex_commit(r, sha);
         });
     }
@@ -360,41 +442,146 @@ impl FakeGitHub {
 
     fn set_entry(&self, repo: &str, sha: &str, path: &str, mode: &'static str, content: Vec<u8>) {
         self.with_repo(repo, |r| {
-            let commit = r.commits.entry(sha.to_string()).or_default();
+            let commit = r
+                .commits
+                .entry(sha.to_string())
+                .or_insert_with(|| Commit { meta: fixture_meta(), ..Commit::default() });
             commit.entries.insert(path.to_string(), Entry { mode, content });
             reindex_commit(r, sha);
         });
     }
 
-    /// Opens a pull request. Its commits need not exist (a missing commit is an empty tree).
-    pub fn open_pr(&self, repo: &str, pr: PrSpec) {
+    /// Opens a pull request and returns its number. Its commits need not exist (a missing commit
+    /// is an empty tree). `number` 0 takes the next free number (shared with pull requests opened
+    /// through the API); a number already taken panics. Sets `refs/heads/{base_ref}` to
+    /// `base_sha` and, unless `fork`, `refs/heads/{head_ref}` to `head_sha`.
+    pub fn open_pr(&self, repo: &str, mut pr: PrSpec) -> u64 {
         self.with_state(|s| {
             let id = s.next_id();
             let now = rfc3339(now_secs());
             let r = s.repo_mut(repo).unwrap_or_else(|| panic!("fake_github: unknown repo {repo}"));
-            let title = format!("Change #{}", pr.number);
-            r.prs.insert(
-                pr.number,
-                Pr {
-                    spec: pr,
-                    id,
-                    state: "open",
-                    title,
-                    created_at: now.clone(),
-                    updated_at: now,
-                    previous_head: None,
-                    previous_body: None,
-                },
-            );
+            if pr.number == 0 {
+                pr.number = next_pr_number(r);
+            }
+            assert!(!r.prs.contains_key(&pr.number), "fake_github: PR {repo}#{} already exists", pr.number);
+            r.refs.insert(format!("refs/heads/{}", pr.base_ref), pr.base_sha.clone());
+            if !pr.fork {
+                r.refs.insert(format!("refs/heads/{}", pr.head_ref), pr.head_sha.clone());
+            }
+            let number = pr.number;
+            let title = format!("Change #{number}");
+            r.prs.insert(number, new_pr(pr, id, title, &now));
+            number
+        })
+    }
+
+    /// Moves the PR's head to `new_head_sha` (a `synchronize`), and its branch with it (unless
+    /// it is a fork's), so other open PRs of that branch follow.
+    pub fn push(&self, repo: &str, number: u64, new_head_sha: &str) {
+        self.with_repo(repo, |r| {
+            let pr = r.prs.get_mut(&number).unwrap_or_else(|| panic!("fake_github: unknown PR {repo}#{number}"));
+            let old = std::mem::replace(&mut pr.spec.head_sha, new_head_sha.to_string());
+            pr.previous_head = Some(old);
+            pr.updated_at = rfc3339(now_secs());
+            if !pr.spec.fork {
+                let branch = pr.spec.head_ref.clone();
+                move_branch(r, &branch, new_head_sha);
+            }
         });
     }
 
-    /// Moves the PR's head to `new_head_sha` (a `synchronize`).
-    pub fn push(&self, repo: &str, number: u64, new_head_sha: &str) {
+    /// Points branch `branch` at `sha` (created if missing; no fast-forward check). Open pull
+    /// requests from that branch follow it.
+    pub fn set_branch(&self, repo: &str, branch: &str, sha: &str) {
+        self.with_repo(repo, |r| move_branch(r, branch, sha));
+    }
+
+    /// The commit `refs/heads/{branch}` points at.
+    pub fn branch_head(&self, repo: &str, branch: &str) -> Option<String> {
+        self.shared.lock().repo(repo).and_then(|r| r.refs.get(&format!("refs/heads/{branch}")).cloned())
+    }
+
+    /// The bytes of `path` in commit, tree or branch `sha`.
+    pub fn file_at(&self, repo: &str, sha: &str, path: &str) -> Option<Vec<u8>> {
+        let s = self.shared.lock();
+        let r = s.repo(repo)?;
+        let (snapshot, dir) = resolve_snapshot(r, sha)?;
+        let full = if dir.is_empty() { path.to_string() } else { format!("{dir}/{path}") };
+        snapshot.entries.get(&full).map(|e| e.content.clone())
+    }
+
+    /// A commit's parents, message, author and whether the App made it through the API.
+    pub fn commit_info(&self, repo: &str, sha: &str) -> Option<CommitInfo> {
+        let s = self.shared.lock();
+        let c = s.repo(repo)?.commits.get(sha)?;
+        Some(CommitInfo {
+            sha: sha.to_string(),
+            parents: c.meta.parents.clone(),
+            message: c.meta.message.clone(),
+            author_name: c.meta.author.name.clone(),
+            author_email: c.meta.author.email.clone(),
+            by_app: c.meta.by_app,
+        })
+    }
+
+    /// Every pull request of `repo` (fixtures and API-made), by number.
+    pub fn pulls(&self, repo: &str) -> Vec<PullInfo> {
+        let s = self.shared.lock();
+        let Some(r) = s.repo(repo) else { return Vec::new() };
+        r.prs
+            .values()
+            .map(|p| PullInfo {
+                number: p.spec.number,
+                title: p.title.clone(),
+                body: p.spec.body.clone(),
+                head_ref: p.spec.head_ref.clone(),
+                base_ref: p.spec.base_ref.clone(),
+                head_sha: p.spec.head_sha.clone(),
+                base_sha: p.spec.base_sha.clone(),
+                state: p.state.to_string(),
+                merged: p.merged,
+                draft: p.draft,
+                author: p.spec.author.clone(),
+            })
+            .collect()
+    }
+
+    /// Closes pull request `number`, as merged or not (merging only marks it: no branch moves).
+    pub fn close_pull(&self, repo: &str, number: u64, merged: bool) {
         self.with_pr(repo, number, |pr| {
-            let old = std::mem::replace(&mut pr.spec.head_sha, new_head_sha.to_string());
-            pr.previous_head = Some(old);
+            let now = rfc3339(now_secs());
+            pr.state = "closed";
+            pr.closed_at = Some(now.clone());
+            if merged {
+                pr.merged = true;
+                pr.merged_at = Some(now);
+            }
         });
+    }
+
+    /// A commit by a person ("alex", not the App) on top of `branch`'s head (a root commit when
+    /// the branch is missing) with `files_changed` written over its tree; moves the branch (open
+    /// PRs follow) and returns the new commit's sha.
+    pub fn human_push(&self, repo: &str, branch: &str, files_changed: BTreeMap<String, Vec<u8>>) -> String {
+        self.with_repo(repo, |r| {
+            let parent = r.refs.get(&format!("refs/heads/{branch}")).cloned();
+            let mut entries =
+                parent.as_ref().and_then(|p| r.commits.get(p)).map(|c| c.entries.clone()).unwrap_or_default();
+            for (path, content) in files_changed {
+                put_entry(&mut entries, &path, Entry { mode: "100644", content });
+            }
+            let who = Person { name: "alex".into(), email: "alex@example.com".into(), date: now_secs() };
+            let meta = CommitMeta {
+                parents: parent.into_iter().collect(),
+                message: format!("Edit {branch}"),
+                author: who.clone(),
+                committer: who,
+                by_app: false,
+            };
+            let sha = store_commit(r, entries, meta);
+            move_branch(r, branch, &sha);
+            sha
+        })
     }
 
     /// Replaces the PR's body (an `edited`).
@@ -410,9 +597,9 @@ impl FakeGitHub {
         self.with_pr(repo, number, |pr| pr.title = title.to_string());
     }
 
-    /// Closes the PR.
+    /// Closes the PR (unmerged).
     pub fn close_pr(&self, repo: &str, number: u64) {
-        self.with_pr(repo, number, |pr| pr.state = "closed");
+        self.close_pull(repo, number, false);
     }
 
     fn with_pr(&self, repo: &str, number: u64, f: impl FnOnce(&mut Pr)) {
@@ -656,6 +843,7 @@ impl FakeGitHub {
 enum ReplyBody {
     Json(Value),
     Text(String, &'static str),
+    Empty,
 }
 
 struct Reply {
@@ -689,6 +877,20 @@ impl Reply {
 
     fn validation_failed(errors: Value, doc: &str) -> Reply {
         Reply::json(422, json!({ "message": "Validation Failed", "errors": errors, "documentation_url": doc }))
+    }
+
+    fn no_content() -> Reply {
+        Reply { body: ReplyBody::Empty, ..Reply::json(204, Value::Null) }
+    }
+
+    /// 201 with `body` and a `Location` header pointing at `body.url`.
+    fn created(body: Value) -> Reply {
+        let location = body.get("url").and_then(Value::as_str).map(str::to_string);
+        let reply = Reply::json(201, body);
+        match location {
+            Some(l) => reply.header("location", l),
+            None => reply,
+        }
     }
 
     fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
@@ -814,10 +1016,13 @@ fn build_response(reply: Reply, used: u64, reset: u64) -> Response {
     put("x-github-request-id", &request_id());
     put("x-github-api-version-selected", "2022-11-28");
     let (content_type, bytes) = match &reply.body {
-        ReplyBody::Json(v) => ("application/json; charset=utf-8", serde_json::to_vec(v).unwrap_or_default()),
-        ReplyBody::Text(t, ct) => (*ct, t.clone().into_bytes()),
+        ReplyBody::Json(v) => (Some("application/json; charset=utf-8"), serde_json::to_vec(v).unwrap_or_default()),
+        ReplyBody::Text(t, ct) => (Some(*ct), t.clone().into_bytes()),
+        ReplyBody::Empty => (None, Vec::new()),
     };
-    put("content-type", content_type);
+    if let Some(content_type) = content_type {
+        put("content-type", content_type);
+    }
     for (name, value) in &reply.headers {
         put(name, value);
     }
@@ -950,7 +1155,7 @@ fn create_token(shared: &Shared, s: &mut State, ctx: &Ctx, id: &str) -> Reply {
             "expires_at": rfc3339(expires_at),
             "permissions": {
                 "checks": "write",
-                "contents": "read",
+                "contents": "write",
                 "issues": "write",
                 "metadata": "read",
                 "pull_requests": "write",
@@ -1048,8 +1253,26 @@ fn repo_route(shared: &Shared, s: &mut State, ctx: &Ctx, full_name: &str, rest: 
             _ => Reply::not_found(),
         },
         ("GET", ["pulls", n, "files"]) => pr_files(s, ctx, full_name, n),
+        ("GET", ["pulls"]) => settle(list_pulls(s, ctx, full_name)),
+        ("POST", ["pulls"]) => settle(create_pull(s, ctx, full_name)),
+        ("PATCH", ["pulls", n]) => settle(update_pull(s, ctx, full_name, n)),
         ("GET", ["git", "trees", sha]) => git_tree(s, ctx, full_name, sha),
+        ("POST", ["git", "trees"]) => settle(create_tree(s, ctx, full_name)),
         ("GET", ["git", "blobs", sha]) => git_blob(s, full_name, sha),
+        ("POST", ["git", "blobs"]) => settle(create_blob(s, ctx, full_name)),
+        ("GET", ["git", "commits", sha]) => on_repo(s, full_name, |s, r| match r.commits.get(*sha) {
+            Some(c) => Reply::json(200, commit_json(&s.base_url, r, sha, c)),
+            None => Reply::not_found(),
+        }),
+        ("POST", ["git", "commits"]) => settle(create_commit(s, ctx, full_name)),
+        ("GET", ["git", "ref", name @ ..]) if !name.is_empty() => get_ref(s, full_name, &name.join("/")),
+        ("GET", ["git", "refs", prefix @ ..]) => legacy_refs(s, full_name, &prefix.join("/")),
+        ("GET", ["git", "matching-refs", ..]) => matching_refs(s, ctx, full_name),
+        ("POST", ["git", "refs"]) => settle(create_ref(s, ctx, full_name)),
+        ("PATCH", ["git", "refs", name @ ..]) if !name.is_empty() => {
+            settle(update_ref(s, ctx, full_name, &name.join("/")))
+        }
+        ("DELETE", ["git", "refs", name @ ..]) if !name.is_empty() => delete_ref(s, full_name, &name.join("/")),
         ("POST", ["check-runs"]) => create_check_run(s, ctx, full_name),
         ("GET", ["check-runs", id]) => match find_check_run(s, full_name, id) {
             Some(idx) => on_repo(s, full_name, |s, r| Reply::json(200, check_run_json(s, r, &r.check_runs[idx]))),
@@ -1180,33 +1403,37 @@ fn line_changes(old: &[u8], new: &[u8]) -> (usize, usize) {
 
 fn git_tree(s: &State, ctx: &Ctx, full_name: &str, sha: &str) -> Reply {
     let Some(r) = s.repo(full_name) else { return Reply::not_found() };
-    // A commit sha, a tree sha, or a branch name of an open PR.
-    let (commit_sha, dir) = if r.commits.contains_key(sha) {
-        (sha.to_string(), String::new())
-    } else if let Some((c, d)) = r.trees.get(sha) {
-        (c.clone(), d.clone())
-    } else if let Some(c) = resolve_ref(r, sha) {
-        (c, String::new())
-    } else {
-        return Reply::not_found();
-    };
-    let Some(commit) = r.commits.get(&commit_sha) else { return Reply::not_found() };
-    let recursive = ctx.query("recursive").is_some();
-    let base = format!("{}/repos/{}/git", s.base_url, r.full_name);
+    // A commit sha, a tree sha, or a branch name.
+    let Some((snapshot, dir)) = resolve_snapshot(r, sha) else { return Reply::not_found() };
+    Reply::json(200, tree_json(&s.base_url, r, snapshot, &dir, ctx.query("recursive").is_some()))
+}
+
+fn tree_json(base_url: &str, r: &Repo, snapshot: &Commit, dir: &str, recursive: bool) -> Value {
+    let base = format!("{base_url}/repos/{}/git", r.full_name);
     let mut tree = Vec::new();
-    list_tree(commit, &dir, "", recursive, &base, &mut tree);
+    list_tree(snapshot, dir, "", recursive, &base, &mut tree);
     let truncated = tree.len() > TREE_ENTRIES_CAP;
     tree.truncate(TREE_ENTRIES_CAP);
-    let tree_sha = commit.tree_shas.get(&dir).cloned().unwrap_or_default();
-    Reply::json(
-        200,
-        json!({ "sha": tree_sha, "url": format!("{base}/trees/{tree_sha}"), "tree": tree, "truncated": truncated }),
-    )
+    let tree_sha = snapshot.tree_shas.get(dir).cloned().unwrap_or_default();
+    json!({ "sha": tree_sha, "url": format!("{base}/trees/{tree_sha}"), "tree": tree, "truncated": truncated })
+}
+
+/// The snapshot and directory a commit sha, tree sha or branch/tag name names.
+fn resolve_snapshot<'a>(r: &'a Repo, name: &str) -> Option<(&'a Commit, String)> {
+    if let Some(c) = r.commits.get(name) {
+        return Some((c, String::new()));
+    }
+    if let Some((key, dir)) = r.trees.get(name) {
+        let snapshot = r.commits.get(key).or_else(|| r.snapshots.get(key))?;
+        return Some((snapshot, dir.clone()));
+    }
+    let sha = resolve_ref(r, name)?;
+    r.commits.get(&sha).map(|c| (c, String::new()))
 }
 
 /// Appends the entries of directory `dir` of `commit`, with paths prefixed by `rel_prefix`.
 fn list_tree(commit: &Commit, dir: &str, rel_prefix: &str, recursive: bool, base: &str, out: &mut Vec<Value>) {
-    for (name, is_dir) in children(commit, dir) {
+    for (name, is_dir) in children(&commit.entries, dir) {
         let full = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
         let rel = format!("{rel_prefix}{name}");
         if is_dir {
@@ -1231,10 +1458,10 @@ fn list_tree(commit: &Commit, dir: &str, rel_prefix: &str, recursive: bool, base
 }
 
 /// Direct children of `dir` as (name, is_dir), in git's tree order.
-fn children(commit: &Commit, dir: &str) -> Vec<(String, bool)> {
+fn children(entries: &BTreeMap<String, Entry>, dir: &str) -> Vec<(String, bool)> {
     let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
     let mut names: BTreeMap<Vec<u8>, (String, bool)> = BTreeMap::new();
-    for path in commit.entries.keys() {
+    for path in entries.keys() {
         let Some(rest) = path.strip_prefix(&prefix) else { continue };
         let (name, is_dir) = match rest.split_once('/') {
             Some((d, _)) => (d, true),
@@ -1255,9 +1482,17 @@ fn reindex_commit(r: &mut Repo, sha: &str) {
     for entry in commit.entries.values() {
         r.blobs.insert(blob_sha(&entry.content), entry.content.clone());
     }
+    commit.tree_shas = tree_shas_of(&commit.entries);
+    for (dir, tree_sha) in &commit.tree_shas {
+        r.trees.insert(tree_sha.clone(), (sha.to_string(), dir.clone()));
+    }
+}
+
+/// Directory path ("" for the root) → git tree sha, for a set of files.
+fn tree_shas_of(entries: &BTreeMap<String, Entry>) -> BTreeMap<String, String> {
     let mut dirs: BTreeSet<String> = BTreeSet::new();
     dirs.insert(String::new());
-    for path in commit.entries.keys() {
+    for path in entries.keys() {
         let mut cur = path.as_str();
         while let Some((parent, _)) = cur.rsplit_once('/') {
             dirs.insert(parent.to_string());
@@ -1270,39 +1505,33 @@ fn reindex_commit(r: &mut Repo, sha: &str) {
     let mut shas: BTreeMap<String, String> = BTreeMap::new();
     for dir in ordered {
         let mut object = Vec::new();
-        for (name, is_dir) in children(commit, &dir) {
+        for (name, is_dir) in children(entries, &dir) {
             let full = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
-            let (mode, hex) = if is_dir {
-                ("40000", shas.get(&full).cloned().unwrap_or_default())
-            } else {
-                let e = &commit.entries[&full];
-                (e.mode, blob_sha(&e.content))
+            let (mode, hex) = match (is_dir, entries.get(&full)) {
+                (false, Some(e)) => (e.mode, blob_sha(&e.content)),
+                _ => ("40000", shas.get(&full).cloned().unwrap_or_default()),
             };
             object.extend_from_slice(format!("{mode} {name}\0").as_bytes());
             object.extend_from_slice(&hex_decode(&hex));
         }
         shas.insert(dir, git_object_sha("tree", &object));
     }
-    commit.tree_shas = shas;
-    for (dir, tree_sha) in &commit.tree_shas {
-        r.trees.insert(tree_sha.clone(), (sha.to_string(), dir.clone()));
-    }
+    shas
 }
 
+/// A commit sha, or the commit a branch/tag (`main`, `heads/main`, `refs/heads/main`) points at.
 fn resolve_ref(r: &Repo, reference: &str) -> Option<String> {
-    let name = reference.strip_prefix("refs/heads/").unwrap_or(reference);
-    if r.commits.contains_key(name) {
-        return Some(name.to_string());
+    if r.commits.contains_key(reference) {
+        return Some(reference.to_string());
     }
-    r.prs.values().rev().find_map(|pr| {
-        if pr.spec.head_ref == name && !pr.spec.fork {
-            Some(pr.spec.head_sha.clone())
-        } else if pr.spec.base_ref == name {
-            Some(pr.spec.base_sha.clone())
-        } else {
-            None
-        }
-    })
+    let candidates = if reference.starts_with("refs/") {
+        vec![reference.to_string()]
+    } else if reference.starts_with("heads/") || reference.starts_with("tags/") {
+        vec![format!("refs/{reference}")]
+    } else {
+        vec![format!("refs/heads/{reference}"), format!("refs/tags/{reference}")]
+    };
+    candidates.iter().find_map(|c| r.refs.get(c).cloned())
 }
 
 fn git_blob(s: &State, full_name: &str, sha: &str) -> Reply {
@@ -1330,6 +1559,772 @@ pub fn github_base64(bytes: &[u8]) -> String {
         out.push('\n');
     }
     out
+}
+
+// --- git data: blobs, trees, commits, refs ---------------------------------------------------
+
+/// Handlers that bail out early with `?` return `Result<Reply, Reply>`; both sides are answers.
+fn settle(result: Result<Reply, Reply>) -> Reply {
+    result.unwrap_or_else(|reply| reply)
+}
+
+fn opt_bool(obj: &Map<String, Value>, key: &str, doc: &str) -> Result<Option<bool>, Reply> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(Reply::invalid(&format!("For 'properties/{key}', {other} is not a boolean."), doc)),
+    }
+}
+
+/// The string values of `keys`, all required (GitHub names every missing one at once).
+fn required_strings(obj: &Map<String, Value>, keys: &[&str], doc: &str) -> Result<Vec<String>, Reply> {
+    let mut values = Vec::new();
+    let mut absent = Vec::new();
+    for key in keys {
+        match opt_string(obj, key, key, doc)? {
+            Some(v) => values.push(v),
+            None => absent.push(*key),
+        }
+    }
+    if absent.is_empty() { Ok(values) } else { Err(missing(&absent, doc)) }
+}
+
+/// `(commit or snapshot, dir)` of tree `sha`.
+fn tree_snapshot<'a>(r: &'a Repo, sha: &str) -> Option<(&'a Commit, &'a str)> {
+    let (key, dir) = r.trees.get(sha)?;
+    let snapshot = r.commits.get(key).or_else(|| r.snapshots.get(key))?;
+    Some((snapshot, dir.as_str()))
+}
+
+/// The files under `dir` of `snapshot`, with paths relative to `dir`.
+fn subtree_entries(snapshot: &Commit, dir: &str) -> BTreeMap<String, Entry> {
+    if dir.is_empty() {
+        return snapshot.entries.clone();
+    }
+    let prefix = format!("{dir}/");
+    snapshot.entries.iter().filter_map(|(p, e)| Some((p.strip_prefix(&prefix)?.to_string(), e.clone()))).collect()
+}
+
+/// Removes `path` and everything under it.
+fn remove_path(entries: &mut BTreeMap<String, Entry>, path: &str) {
+    let prefix = format!("{path}/");
+    entries.retain(|p, _| p != path && !p.starts_with(&prefix));
+}
+
+/// Makes room for something at `path`: removes it, what is under it, and files where its
+/// parent directories go.
+fn clear_for(entries: &mut BTreeMap<String, Entry>, path: &str) {
+    remove_path(entries, path);
+    let mut cur = path;
+    while let Some((parent, _)) = cur.rsplit_once('/') {
+        entries.remove(parent);
+        cur = parent;
+    }
+}
+
+fn put_entry(entries: &mut BTreeMap<String, Entry>, path: &str, entry: Entry) {
+    clear_for(entries, path);
+    entries.insert(path.to_string(), entry);
+}
+
+/// Stores a commit of `entries` with `meta`; its sha is git's for that commit object.
+fn store_commit(r: &mut Repo, entries: BTreeMap<String, Entry>, meta: CommitMeta) -> String {
+    let tree = tree_shas_of(&entries).get("").cloned().unwrap_or_default();
+    let mut text = format!("tree {tree}\n");
+    for p in &meta.parents {
+        text.push_str(&format!("parent {p}\n"));
+    }
+    for (role, who) in [("author", &meta.author), ("committer", &meta.committer)] {
+        text.push_str(&format!("{role} {} <{}> {} +0000\n", who.name, who.email, who.date));
+    }
+    text.push('\n');
+    text.push_str(&meta.message);
+    let sha = git_object_sha("commit", text.as_bytes());
+    r.commits.insert(sha.clone(), Commit { entries, tree_shas: BTreeMap::new(), meta });
+    reindex_commit(r, &sha);
+    sha
+}
+
+/// `sha` and every commit reachable from it through parents.
+fn ancestors(r: &Repo, sha: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![sha.to_string()];
+    while let Some(cur) = todo.pop() {
+        if let Some(c) = r.commits.get(&cur) {
+            todo.extend(c.meta.parents.iter().filter(|p| !seen.contains(*p)).cloned());
+        }
+        seen.insert(cur);
+    }
+    seen
+}
+
+fn is_ancestor(r: &Repo, ancestor: &str, of: &str) -> bool {
+    ancestors(r, of).contains(ancestor)
+}
+
+/// Points `refs/heads/{branch}` at `sha`; open same-repo PRs from that branch follow it.
+fn move_branch(r: &mut Repo, branch: &str, sha: &str) {
+    r.refs.insert(format!("refs/heads/{branch}"), sha.to_string());
+    let now = rfc3339(now_secs());
+    for pr in r.prs.values_mut() {
+        if pr.state == "open" && !pr.spec.fork && pr.spec.head_ref == branch && pr.spec.head_sha != sha {
+            let old = std::mem::replace(&mut pr.spec.head_sha, sha.to_string());
+            pr.previous_head = Some(old);
+            pr.updated_at = now.clone();
+        }
+    }
+}
+
+fn valid_tree_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.contains('\0')
+        && path.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.eq_ignore_ascii_case(".git"))
+}
+
+/// `git check-ref-format` for a full ref name.
+fn valid_ref_name(name: &str) -> bool {
+    if name.ends_with('/') || name.ends_with('.') || name.contains("..") || name.contains("@{") || name == "@" {
+        return false;
+    }
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b)) {
+        return false;
+    }
+    name.split('/').all(|c| !c.is_empty() && !c.starts_with('.') && !c.ends_with(".lock"))
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix seconds of an ISO 8601 timestamp (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`).
+fn parse_timestamp(v: &str) -> Option<u64> {
+    if !is_timestamp(v) {
+        return None;
+    }
+    let num = |s: &str, r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(v, 0..4)?, num(v, 5..7)?, num(v, 8..10)?);
+    let (h, mi, sec) = (num(v, 11..13)?, num(v, 14..16)?, num(v, 17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = v.get(19..)?;
+    if let Some(frac) = rest.strip_prefix('.') {
+        rest = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (num(rest, 1..3)? * 3600 + num(rest, 4..6)? * 60)
+        }
+    };
+    u64::try_from(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset).ok()
+}
+
+fn create_blob(s: &mut State, ctx: &Ctx, full_name: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_CREATE_BLOB;
+    let obj = ctx.json_object()?;
+    let content = required_strings(&obj, &["content"], doc)?.remove(0);
+    let encoding = one_of(opt_string(&obj, "encoding", "encoding", doc)?, &["utf-8", "base64"], "encoding", doc)?;
+    let bytes = if encoding.as_deref() == Some("base64") {
+        let compact: String = content.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|_| Reply::error(422, "content is not valid Base64", doc))?
+    } else {
+        content.into_bytes()
+    };
+    let sha = blob_sha(&bytes);
+    let base_url = s.base_url.clone();
+    let r = s.repo_mut(full_name).ok_or_else(Reply::not_found)?;
+    r.blobs.insert(sha.clone(), bytes);
+    Ok(Reply::created(json!({ "url": format!("{base_url}/repos/{}/git/blobs/{sha}", r.full_name), "sha": sha })))
+}
+
+/// One item of `POST git/trees`' `tree`.
+enum TreeChange {
+    Delete(String),
+    Blob(String, Entry),
+    Tree(String, BTreeMap<String, Entry>),
+}
+
+fn parse_tree_item(r: &Repo, item: &Value, doc: &str) -> Result<TreeChange, Reply> {
+    const MODES: &[&str] = &["100644", "100755", "040000", "160000", "120000"];
+    let Some(obj) = item.as_object() else {
+        return Err(Reply::invalid(&format!("For 'items', {item} is not an object."), doc));
+    };
+    let path = opt_string(obj, "path", "path", doc)?;
+    let mode = one_of(opt_string(obj, "mode", "mode", doc)?, MODES, "mode", doc)?;
+    let kind = one_of(opt_string(obj, "type", "type", doc)?, &["blob", "tree", "commit"], "type", doc)?;
+    let content = opt_string(obj, "content", "content", doc)?;
+    let (Some(path), Some(mode)) = (path.clone(), mode.clone()) else {
+        let absent: Vec<&str> =
+            [("path", path.is_none()), ("mode", mode.is_none())].iter().filter(|(_, a)| *a).map(|(k, _)| *k).collect();
+        return Err(missing(&absent, doc));
+    };
+    if !valid_tree_path(&path) {
+        return Err(Reply::error(422, "tree.path contains a malformed path component", doc));
+    }
+    let implied = match mode.as_str() {
+        "040000" => "tree",
+        "160000" => "commit",
+        _ => "blob",
+    };
+    let kind = kind.unwrap_or_else(|| implied.to_string());
+    if kind != implied {
+        return Err(Reply::error(422, &format!("tree.mode {mode} does not match tree.type {kind}"), doc));
+    }
+    if kind == "commit" {
+        return Err(Reply::error(422, "The fake GitHub does not model submodules (mode 160000)", doc));
+    }
+    // Absent, null (delete) or a sha.
+    let sha = match obj.get("sha") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(v)) => Some(Some(v.clone())),
+        Some(other) => {
+            return Err(Reply::invalid(&format!("For 'properties/sha', {other} is not a string or null."), doc));
+        }
+    };
+    let mode: &'static str = MODES.iter().find(|m| **m == mode).copied().unwrap_or("100644");
+    match (sha, content) {
+        (Some(_), Some(_)) => Err(Reply::error(422, "Only one of tree.sha and tree.content may be supplied", doc)),
+        (None, None) => Err(Reply::error(422, "Must supply either tree.sha or tree.content", doc)),
+        (Some(None), None) => Ok(TreeChange::Delete(path)),
+        (None, Some(_)) if kind == "tree" => Err(Reply::error(422, "tree.content is only allowed for blobs", doc)),
+        (None, Some(content)) => Ok(TreeChange::Blob(path, Entry { mode, content: content.into_bytes() })),
+        (Some(Some(sha)), None) if kind == "tree" => match tree_snapshot(r, &sha) {
+            Some((snapshot, dir)) => Ok(TreeChange::Tree(path, subtree_entries(snapshot, dir))),
+            None => Err(Reply::error(422, &format!("tree.sha {sha} is not a valid tree"), doc)),
+        },
+        (Some(Some(sha)), None) => match r.blobs.get(&sha) {
+            Some(content) => Ok(TreeChange::Blob(path, Entry { mode, content: content.clone() })),
+            None => Err(Reply::error(422, &format!("tree.sha {sha} is not a valid blob"), doc)),
+        },
+    }
+}
+
+fn create_tree(s: &mut State, ctx: &Ctx, full_name: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_CREATE_TREE;
+    let obj = ctx.json_object()?;
+    let items = match obj.get("tree") {
+        None | Some(Value::Null) => return Err(missing(&["tree"], doc)),
+        Some(Value::Array(a)) => a.clone(),
+        Some(other) => return Err(Reply::invalid(&format!("For 'properties/tree', {other} is not an array."), doc)),
+    };
+    let base_tree = opt_string(&obj, "base_tree", "base_tree", doc)?;
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let mut entries = match &base_tree {
+        None => BTreeMap::new(),
+        // A tree sha; a commit sha stands for its root tree.
+        Some(sha) => match tree_snapshot(r, sha).or_else(|| r.commits.get(sha).map(|c| (c, ""))) {
+            Some((snapshot, dir)) => subtree_entries(snapshot, dir),
+            None => return Err(Reply::error(422, "base_tree is not a valid tree oid", doc)),
+        },
+    };
+    for item in &items {
+        match parse_tree_item(r, item, doc)? {
+            TreeChange::Delete(path) => remove_path(&mut entries, &path),
+            TreeChange::Blob(path, entry) => put_entry(&mut entries, &path, entry),
+            TreeChange::Tree(path, sub) => {
+                clear_for(&mut entries, &path);
+                entries.extend(sub.into_iter().map(|(p, e)| (format!("{path}/{p}"), e)));
+            }
+        }
+    }
+    let tree_shas = tree_shas_of(&entries);
+    let root = tree_shas.get("").cloned().unwrap_or_default();
+    let base_url = s.base_url.clone();
+    let r = s.repo_mut(full_name).ok_or_else(Reply::not_found)?;
+    for entry in entries.values() {
+        r.blobs.entry(blob_sha(&entry.content)).or_insert_with(|| entry.content.clone());
+    }
+    for (dir, sha) in &tree_shas {
+        r.trees.entry(sha.clone()).or_insert_with(|| (root.clone(), dir.clone()));
+    }
+    let snapshot = Commit { entries, tree_shas, meta: CommitMeta::default() };
+    let body = tree_json(&base_url, r, &snapshot, "", false);
+    r.snapshots.insert(root, snapshot);
+    Ok(Reply::created(body))
+}
+
+fn person(obj: &Map<String, Value>, key: &str, doc: &str) -> Result<Option<Person>, Reply> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(p)) => {
+            let mut v = required_strings(p, &["name", "email"], doc)?;
+            let date = match opt_string(p, "date", "date", doc)? {
+                None => now_secs(),
+                Some(d) => parse_timestamp(&d).ok_or_else(|| {
+                    Reply::invalid(&format!("For 'properties/date', \"{d}\" is not a date-time."), doc)
+                })?,
+            };
+            let email = v.remove(1);
+            Ok(Some(Person { name: v.remove(0), email, date }))
+        }
+        Some(other) => Err(Reply::invalid(&format!("For 'properties/{key}', {other} is not an object."), doc)),
+    }
+}
+
+/// The App's bot as git author: what GitHub uses when a commit made with an installation token
+/// names no author.
+fn bot_person(date: u64) -> Person {
+    Person {
+        name: BOT_LOGIN.into(),
+        email: format!("{}+{BOT_LOGIN}@users.noreply.github.com", user_id(BOT_LOGIN)),
+        date,
+    }
+}
+
+fn create_commit(s: &mut State, ctx: &Ctx, full_name: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_CREATE_COMMIT;
+    let obj = ctx.json_object()?;
+    let mut v = required_strings(&obj, &["message", "tree"], doc)?;
+    let tree = v.remove(1);
+    let message = v.remove(0);
+    let parents: Vec<String> = match obj.get("parents") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|p| {
+                p.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| Reply::invalid(&format!("For 'items', {p} is not a string."), doc))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(Reply::invalid(&format!("For 'properties/parents', {other} is not an array."), doc)),
+    };
+    let author = person(&obj, "author", doc)?.unwrap_or_else(|| bot_person(now_secs()));
+    let committer = person(&obj, "committer", doc)?.unwrap_or_else(|| author.clone());
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let Some((snapshot, dir)) = tree_snapshot(r, &tree) else {
+        return Err(Reply::error(422, "Tree SHA does not exist", doc));
+    };
+    if parents.iter().any(|p| !r.commits.contains_key(p)) {
+        return Err(Reply::error(422, "Parent SHA does not exist or is not a commit object", doc));
+    }
+    let entries = subtree_entries(snapshot, dir);
+    let meta = CommitMeta { parents, message, author, committer, by_app: true };
+    let base_url = s.base_url.clone();
+    let r = s.repo_mut(full_name).ok_or_else(Reply::not_found)?;
+    let sha = store_commit(r, entries, meta);
+    let commit = r.commits.get(&sha).ok_or_else(Reply::not_found)?;
+    Ok(Reply::created(commit_json(&base_url, r, &sha, commit)))
+}
+
+fn commit_json(base_url: &str, r: &Repo, sha: &str, c: &Commit) -> Value {
+    let api = format!("{base_url}/repos/{}/git", r.full_name);
+    let html = format!("https://github.com/{}/commit", r.full_name);
+    let person = |p: &Person| json!({ "name": p.name, "email": p.email, "date": rfc3339(p.date) });
+    let tree = c.tree_shas.get("").cloned().unwrap_or_default();
+    // GitHub signs the commits it makes for a bot that is their committer.
+    let verified = c.meta.by_app && c.meta.committer.name == BOT_LOGIN;
+    let parents: Vec<Value> = c
+        .meta
+        .parents
+        .iter()
+        .map(|p| json!({ "sha": p, "url": format!("{api}/commits/{p}"), "html_url": format!("{html}/{p}") }))
+        .collect();
+    json!({
+        "sha": sha,
+        "node_id": format!("C_{sha}"),
+        "url": format!("{api}/commits/{sha}"),
+        "html_url": format!("{html}/{sha}"),
+        "author": person(&c.meta.author),
+        "committer": person(&c.meta.committer),
+        "tree": { "sha": tree, "url": format!("{api}/trees/{tree}") },
+        "message": c.meta.message,
+        "parents": parents,
+        "verification": {
+            "verified": verified,
+            "reason": if verified { "valid" } else { "unsigned" },
+            "signature": Value::Null,
+            "payload": Value::Null,
+            "verified_at": Value::Null,
+        },
+    })
+}
+
+fn ref_json(base_url: &str, r: &Repo, name: &str, sha: &str) -> Value {
+    let api = format!("{base_url}/repos/{}/git", r.full_name);
+    let node = blob_sha(name.as_bytes());
+    json!({
+        "ref": name,
+        "node_id": format!("REF_{}", node.get(..16).unwrap_or_default()),
+        "url": format!("{api}/{name}"),
+        "object": { "sha": sha, "type": "commit", "url": format!("{api}/commits/{sha}") },
+    })
+}
+
+/// `GET git/ref/{heads/x|tags/x}`: exactly that ref.
+fn get_ref(s: &State, full_name: &str, name: &str) -> Reply {
+    on_repo(s, full_name, |s, r| {
+        let full = format!("refs/{name}");
+        match r.refs.get(&full) {
+            Some(sha) => Reply::json(200, ref_json(&s.base_url, r, &full, sha)),
+            None => Reply::error(404, "Not Found", DOCS_GET_REF),
+        }
+    })
+}
+
+/// The older `GET git/refs[/{prefix}]`: the ref itself when it exists, else the refs under it.
+fn legacy_refs(s: &State, full_name: &str, prefix: &str) -> Reply {
+    on_repo(s, full_name, |s, r| {
+        let full = if prefix.is_empty() { "refs".to_string() } else { format!("refs/{prefix}") };
+        if let Some(sha) = r.refs.get(&full) {
+            return Reply::json(200, ref_json(&s.base_url, r, &full, sha));
+        }
+        let under = format!("{full}/");
+        let list: Vec<Value> = r
+            .refs
+            .iter()
+            .filter(|(n, _)| n.starts_with(&under))
+            .map(|(n, sha)| ref_json(&s.base_url, r, n, sha))
+            .collect();
+        if list.is_empty() { Reply::not_found() } else { Reply::json(200, Value::Array(list)) }
+    })
+}
+
+/// `GET git/matching-refs/{prefix}`: refs whose name starts with `refs/{prefix}` (maybe none).
+fn matching_refs(s: &State, ctx: &Ctx, full_name: &str) -> Reply {
+    let raw = ctx.raw_path.split_once("/git/matching-refs").map(|(_, rest)| rest).unwrap_or("");
+    let prefix = format!("refs/{}", percent_decode(raw.trim_start_matches('/')));
+    on_repo(s, full_name, |s, r| {
+        let list: Vec<Value> = r
+            .refs
+            .iter()
+            .filter(|(n, _)| n.starts_with(&prefix))
+            .map(|(n, sha)| ref_json(&s.base_url, r, n, sha))
+            .collect();
+        Reply::json(200, Value::Array(list))
+    })
+}
+
+fn create_ref(s: &mut State, ctx: &Ctx, full_name: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_CREATE_REF;
+    let obj = ctx.json_object()?;
+    let mut v = required_strings(&obj, &["ref", "sha"], doc)?;
+    let sha = v.remove(1);
+    let name = v.remove(0);
+    if !name.starts_with("refs/") || name.matches('/').count() < 2 {
+        return Err(Reply::error(422, "Reference name must contain at least three slash-separated components.", doc));
+    }
+    if !valid_ref_name(&name) {
+        return Err(Reply::error(422, &format!("{name} is not a valid ref name."), doc));
+    }
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    if !r.commits.contains_key(&sha) {
+        return Err(Reply::error(422, "Object does not exist", doc));
+    }
+    if r.refs.contains_key(&name) {
+        return Err(Reply::error(422, "Reference already exists", doc));
+    }
+    // Git cannot hold both `refs/heads/a` and `refs/heads/a/b`.
+    if r.refs.keys().any(|k| k.starts_with(&format!("{name}/")) || name.starts_with(&format!("{k}/"))) {
+        return Err(Reply::error(422, "Reference update failed", doc));
+    }
+    let base_url = s.base_url.clone();
+    let r = s.repo_mut(full_name).ok_or_else(Reply::not_found)?;
+    match name.strip_prefix("refs/heads/") {
+        Some(branch) => move_branch(r, branch, &sha),
+        None => {
+            r.refs.insert(name.clone(), sha.clone());
+        }
+    }
+    Ok(Reply::created(ref_json(&base_url, r, &name, &sha)))
+}
+
+fn update_ref(s: &mut State, ctx: &Ctx, full_name: &str, name: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_UPDATE_REF;
+    let obj = ctx.json_object()?;
+    let sha = required_strings(&obj, &["sha"], doc)?.remove(0);
+    let force = opt_bool(&obj, "force", doc)?.unwrap_or(false);
+    let full = format!("refs/{name}");
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let Some(old) = r.refs.get(&full).cloned() else {
+        return Err(Reply::error(422, "Reference does not exist", doc));
+    };
+    if !r.commits.contains_key(&sha) {
+        return Err(Reply::error(422, "Object does not exist", doc));
+    }
+    if !force && !is_ancestor(r, &old, &sha) {
+        return Err(Reply::error(422, "Update is not a fast forward", doc));
+    }
+    let base_url = s.base_url.clone();
+    let r = s.repo_mut(full_name).ok_or_else(Reply::not_found)?;
+    match full.strip_prefix("refs/heads/") {
+        Some(branch) => move_branch(r, branch, &sha),
+        None => {
+            r.refs.insert(full.clone(), sha.clone());
+        }
+    }
+    Ok(Reply::json(200, ref_json(&base_url, r, &full, &sha)))
+}
+
+/// Deleting a branch closes the open pull requests from or into it, as GitHub does.
+fn delete_ref(s: &mut State, full_name: &str, name: &str) -> Reply {
+    let full = format!("refs/{name}");
+    let Some(r) = s.repo_mut(full_name) else { return Reply::not_found() };
+    if r.refs.remove(&full).is_none() {
+        return Reply::error(422, "Reference does not exist", DOCS_DELETE_REF);
+    }
+    if let Some(branch) = full.strip_prefix("refs/heads/") {
+        let now = rfc3339(now_secs());
+        for pr in r.prs.values_mut() {
+            let from = !pr.spec.fork && pr.spec.head_ref == branch;
+            if pr.state == "open" && (from || pr.spec.base_ref == branch) {
+                pr.state = "closed";
+                pr.closed_at = Some(now.clone());
+                pr.updated_at = now.clone();
+            }
+        }
+    }
+    Reply::no_content()
+}
+
+// --- pull requests ---------------------------------------------------------------------------
+
+fn next_pr_number(r: &Repo) -> u64 {
+    r.prs.keys().next_back().map_or(1, |n| n + 1)
+}
+
+fn new_pr(spec: PrSpec, id: u64, title: String, now: &str) -> Pr {
+    Pr {
+        spec,
+        id,
+        state: "open",
+        title,
+        created_at: now.to_string(),
+        updated_at: now.to_string(),
+        previous_head: None,
+        previous_body: None,
+        draft: false,
+        maintainer_can_modify: false,
+        merged: false,
+        closed_at: None,
+        merged_at: None,
+    }
+}
+
+fn pr_error(field: Option<&str>, code: &str, message: Option<&str>, doc: &str) -> Reply {
+    let mut e = json!({ "resource": "PullRequest", "code": code });
+    if let Some(field) = field {
+        e["field"] = json!(field);
+    }
+    if let Some(message) = message {
+        e["message"] = json!(message);
+    }
+    Reply::validation_failed(json!([e]), doc)
+}
+
+fn already_exists(owner: &str, head_ref: &str, doc: &str) -> Reply {
+    pr_error(None, "custom", Some(&format!("A pull request already exists for {owner}:{head_ref}.")), doc)
+}
+
+fn create_pull(s: &mut State, ctx: &Ctx, full_name: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_CREATE_PULL;
+    let obj = ctx.json_object()?;
+    let mut v = required_strings(&obj, &["head", "base"], doc)?;
+    let base_arg = v.remove(1);
+    let head_arg = v.remove(0);
+    let title = opt_string(&obj, "title", "title", doc)?;
+    let body = opt_string(&obj, "body", "body", doc)?;
+    let draft = opt_bool(&obj, "draft", doc)?.unwrap_or(false);
+    let maintainer_can_modify = opt_bool(&obj, "maintainer_can_modify", doc)?.unwrap_or(true);
+    let Some(title) = title.filter(|t| !t.trim().is_empty()) else {
+        return Err(Reply::validation_failed(
+            json!([{ "resource": "Issue", "code": "missing_field", "field": "title" }]),
+            doc,
+        ));
+    };
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let (head_owner, head_ref) = match head_arg.split_once(':') {
+        Some((o, b)) => (o.to_string(), b.to_string()),
+        None => (r.owner.clone(), head_arg.clone()),
+    };
+    // Heads in forks are not modelled: another owner's branch does not exist here.
+    let head_sha = r.refs.get(&format!("refs/heads/{head_ref}")).filter(|_| head_owner.eq_ignore_ascii_case(&r.owner));
+    let Some(head_sha) = head_sha.cloned() else { return Err(pr_error(Some("head"), "invalid", None, doc)) };
+    let Some(base_sha) = r.refs.get(&format!("refs/heads/{base_arg}")).cloned() else {
+        return Err(pr_error(Some("base"), "invalid", None, doc));
+    };
+    let open_twin = r
+        .prs
+        .values()
+        .any(|p| p.state == "open" && !p.spec.fork && p.spec.head_ref == head_ref && p.spec.base_ref == base_arg);
+    if open_twin {
+        return Err(already_exists(&r.owner, &head_ref, doc));
+    }
+    if is_ancestor(r, &head_sha, &base_sha) {
+        let message = format!("No commits between {base_arg} and {head_arg}");
+        return Err(pr_error(None, "custom", Some(&message), doc));
+    }
+    let id = s.next_id();
+    let now = rfc3339(now_secs());
+    let r = s.repo_mut(full_name).ok_or_else(Reply::not_found)?;
+    let number = next_pr_number(r);
+    let spec = PrSpec {
+        number,
+        base_sha,
+        head_sha,
+        base_ref: base_arg,
+        head_ref,
+        body,
+        author: BOT_LOGIN.to_string(),
+        fork: false,
+    };
+    let mut pr = new_pr(spec, id, title, &now);
+    pr.draft = draft;
+    pr.maintainer_can_modify = maintainer_can_modify;
+    r.prs.insert(number, pr);
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let pr = r.prs.get(&number).ok_or_else(Reply::not_found)?;
+    Ok(Reply::created(pr_json(s, r, pr)))
+}
+
+fn list_pulls(s: &State, ctx: &Ctx, full_name: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_LIST_PULLS;
+    let state =
+        one_of(Some(ctx.query("state").unwrap_or("open").to_string()), &["open", "closed", "all"], "state", doc)?
+            .unwrap_or_default();
+    let sort = one_of(
+        Some(ctx.query("sort").unwrap_or("created").to_string()),
+        &["created", "updated", "popularity", "long-running"],
+        "sort",
+        doc,
+    )?
+    .unwrap_or_default();
+    let default_direction = if sort == "created" { "desc" } else { "asc" };
+    let direction = one_of(
+        Some(ctx.query("direction").unwrap_or(default_direction).to_string()),
+        &["asc", "desc"],
+        "direction",
+        doc,
+    )?
+    .unwrap_or_default();
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let mut prs: Vec<&Pr> = r.prs.values().filter(|p| state == "all" || p.state == state).collect();
+    if let Some(head) = ctx.query("head") {
+        // `owner:branch`; a bare `owner` matches every branch of that owner.
+        let (owner, branch) = match head.split_once(':') {
+            Some((o, b)) => (o, Some(b)),
+            None => (head, None),
+        };
+        prs.retain(|p| {
+            let head_owner = if p.spec.fork { p.spec.author.as_str() } else { r.owner.as_str() };
+            head_owner.eq_ignore_ascii_case(owner) && branch.is_none_or(|b| p.spec.head_ref == b)
+        });
+    }
+    if let Some(base) = ctx.query("base") {
+        prs.retain(|p| p.spec.base_ref == base);
+    }
+    if sort == "updated" {
+        prs.sort_by(|a, b| (&a.updated_at, a.spec.number).cmp(&(&b.updated_at, b.spec.number)));
+    } else {
+        prs.sort_by(|a, b| (&a.created_at, a.spec.number).cmp(&(&b.created_at, b.spec.number)));
+    }
+    if direction == "desc" {
+        prs.reverse();
+    }
+    let items: Vec<Value> = prs.iter().map(|p| pr_json(s, r, p)).collect();
+    Ok(paginated(s, ctx, items, 30, 100))
+}
+
+fn update_pull(s: &mut State, ctx: &Ctx, full_name: &str, n: &str) -> Result<Reply, Reply> {
+    let doc = DOCS_UPDATE_PULL;
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let number = n.parse::<u64>().ok().filter(|n| r.prs.contains_key(n)).ok_or_else(Reply::not_found)?;
+    let obj = ctx.json_object()?;
+    let title = opt_string(&obj, "title", "title", doc)?;
+    let body = opt_string(&obj, "body", "body", doc)?;
+    let state = one_of(opt_string(&obj, "state", "state", doc)?, &["open", "closed"], "state", doc)?;
+    let base = opt_string(&obj, "base", "base", doc)?;
+    let maintainer_can_modify = opt_bool(&obj, "maintainer_can_modify", doc)?;
+    if title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(Reply::validation_failed(
+            json!([{ "resource": "Issue", "code": "missing_field", "field": "title" }]),
+            doc,
+        ));
+    }
+    let pr = r.prs.get(&number).ok_or_else(Reply::not_found)?;
+    let new_base = match &base {
+        Some(b) => match r.refs.get(&format!("refs/heads/{b}")) {
+            Some(sha) => Some((b.clone(), sha.clone())),
+            None => return Err(pr_error(Some("base"), "invalid", None, doc)),
+        },
+        None => None,
+    };
+    let reopen = state.as_deref() == Some("open") && pr.state == "closed";
+    let mut reopened_head = None;
+    if reopen {
+        let cannot = || {
+            pr_error(
+                Some("state"),
+                "custom",
+                Some("state cannot be changed. The pull request cannot be reopened."),
+                doc,
+            )
+        };
+        if pr.merged {
+            return Err(cannot());
+        }
+        if !pr.spec.fork {
+            let Some(head) = r.refs.get(&format!("refs/heads/{}", pr.spec.head_ref)) else { return Err(cannot()) };
+            let base_ref = new_base.as_ref().map_or(pr.spec.base_ref.as_str(), |(b, _)| b.as_str());
+            let twin = r.prs.values().any(|p| {
+                p.spec.number != number
+                    && p.state == "open"
+                    && !p.spec.fork
+                    && p.spec.head_ref == pr.spec.head_ref
+                    && p.spec.base_ref == base_ref
+            });
+            if twin {
+                return Err(already_exists(&r.owner, &pr.spec.head_ref, doc));
+            }
+            reopened_head = Some(head.clone());
+        }
+    }
+    let now = rfc3339(now_secs());
+    let r = s.repo_mut(full_name).ok_or_else(Reply::not_found)?;
+    let pr = r.prs.get_mut(&number).ok_or_else(Reply::not_found)?;
+    if let Some(title) = title {
+        pr.title = title;
+    }
+    if obj.contains_key("body") {
+        let old = std::mem::replace(&mut pr.spec.body, body);
+        pr.previous_body = Some(old);
+    }
+    if let Some((base_ref, base_sha)) = new_base {
+        pr.spec.base_ref = base_ref;
+        pr.spec.base_sha = base_sha;
+    }
+    if let Some(m) = maintainer_can_modify {
+        pr.maintainer_can_modify = m;
+    }
+    match state.as_deref() {
+        Some("closed") if pr.state == "open" => {
+            pr.state = "closed";
+            pr.closed_at = Some(now.clone());
+        }
+        Some("open") if reopen => {
+            pr.state = "open";
+            pr.closed_at = None;
+            if let Some(head) = reopened_head.filter(|h| *h != pr.spec.head_sha) {
+                pr.previous_head = Some(std::mem::replace(&mut pr.spec.head_sha, head));
+            }
+        }
+        _ => {}
+    }
+    pr.updated_at = now;
+    let r = s.repo(full_name).ok_or_else(Reply::not_found)?;
+    let pr = r.prs.get(&number).ok_or_else(Reply::not_found)?;
+    Ok(Reply::json(200, pr_json(s, r, pr)))
 }
 
 // --- pagination ------------------------------------------------------------------------------
@@ -1973,7 +2968,16 @@ fn head_repo_json(base_url: &str, r: &Repo, pr: &Pr) -> Value {
     })
 }
 
+/// Commits on `head` that `base` lacks (at least 1, as fixtures have no history).
+fn commits_between(r: &Repo, base: &str, head: &str) -> usize {
+    let base = ancestors(r, base);
+    ancestors(r, head).difference(&base).count().max(1)
+}
+
 fn author_association(r: &Repo, login: &str) -> &'static str {
+    if login.ends_with("[bot]") {
+        return "NONE";
+    }
     if login.eq_ignore_ascii_case(&r.owner) {
         return "OWNER";
     }
@@ -2012,10 +3016,10 @@ fn pr_json(s: &State, r: &Repo, pr: &Pr) -> Value {
         "labels": [],
         "created_at": pr.created_at,
         "updated_at": pr.updated_at,
-        "closed_at": Value::Null,
-        "merged_at": Value::Null,
+        "closed_at": pr.closed_at,
+        "merged_at": pr.merged_at,
         "merge_commit_sha": Value::Null,
-        "draft": false,
+        "draft": pr.draft,
         "head": {
             "label": format!("{head_owner}:{}", pr.spec.head_ref),
             "ref": pr.spec.head_ref,
@@ -2031,15 +3035,16 @@ fn pr_json(s: &State, r: &Repo, pr: &Pr) -> Value {
             "repo": repo_json(&s.base_url, r),
         },
         "author_association": author_association(r, &pr.spec.author),
-        "merged": false,
+        "merged": pr.merged,
         "mergeable": Value::Null,
         "mergeable_state": "unknown",
         "comments": r.comments.iter().filter(|c| c.issue == n).count(),
-        "commits": 1,
+        "commits": commits_between(r, &pr.spec.base_sha, &pr.spec.head_sha),
         "additions": sum("additions"),
         "deletions": sum("deletions"),
         "changed_files": files.len(),
-        "maintainer_can_modify": false,
+        // GitHub reports it only for heads in forks.
+        "maintainer_can_modify": pr.maintainer_can_modify && pr.spec.fork,
     })
 }
 
@@ -2149,6 +3154,7 @@ fn issue_json(base_url: &str, r: &Repo, pr: &Pr) -> Value {
         "comments": r.comments.iter().filter(|c| c.issue == n).count(),
         "created_at": pr.created_at,
         "updated_at": pr.updated_at,
+        "closed_at": pr.closed_at,
         "author_association": author_association(r, &pr.spec.author),
         "body": pr.spec.body,
         "pull_request": {
@@ -2156,7 +3162,7 @@ fn issue_json(base_url: &str, r: &Repo, pr: &Pr) -> Value {
             "html_url": html,
             "diff_url": format!("{html}.diff"),
             "patch_url": format!("{html}.patch"),
-            "merged_at": Value::Null,
+            "merged_at": pr.merged_at,
         },
     })
 }

@@ -5,17 +5,20 @@
 //! evalgate against the providers, not against a copy of evalgate's own assumptions.
 //!
 //! What it answers is scripted per request by a closure over a [`SeenRequest`], the
-//! conversation normalised from either format. Included by several test crates through
+//! conversation normalised from either format. It also lists models (`GET /v1/models`, both
+//! APIs on the same path, told apart by their auth headers), from lists a test sets with
+//! [`FakeProvider::set_models`], paged as each API pages. Included by several test crates through
 //! `#[path]`, so it depends on tokio, axum and serde_json only.
 #![allow(dead_code)]
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -177,6 +180,45 @@ struct Shared {
     calls: Mutex<Vec<SeenRequest>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    models: Mutex<ModelLists>,
+}
+
+/// What `GET /v1/models` serves, per API.
+#[derive(Default)]
+struct ModelLists {
+    anthropic: ModelList,
+    openai: ModelList,
+    /// (API, query string) of every listing request, in arrival order.
+    requests: Vec<(Api, String)>,
+}
+
+#[derive(Default)]
+struct ModelList {
+    models: Vec<Value>,
+    /// Anthropic: the most models per page, whatever `limit` asks. OpenAI: `Some` turns on
+    /// paging (`has_more`, `first_id`, `last_id`, `after=`); OpenAI's own API sends one page.
+    page_size: Option<usize>,
+    /// Error replies (`Reply::Status` / `Reply::Malformed`) for the next listing requests.
+    failures: VecDeque<Reply>,
+}
+
+impl ModelLists {
+    fn of(&mut self, api: Api) -> &mut ModelList {
+        match api {
+            Api::Anthropic => &mut self.anthropic,
+            Api::OpenAi => &mut self.openai,
+        }
+    }
+}
+
+/// A model as Anthropic lists it (`created_at` RFC 3339, e.g. `2025-09-29T00:00:00Z`).
+pub fn anthropic_model(id: &str, created_at: &str) -> Value {
+    json!({"type": "model", "id": id, "display_name": id, "created_at": created_at})
+}
+
+/// A model as OpenAI lists it (`created` in unix seconds).
+pub fn openai_model(id: &str, created: i64) -> Value {
+    json!({"id": id, "object": "model", "created": created, "owned_by": "system"})
 }
 
 /// Counts a request in flight until its reply is sent (or the client goes away).
@@ -216,10 +258,12 @@ impl FakeProvider {
             calls: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            models: Mutex::new(ModelLists::default()),
         });
         let app = Router::new()
             .route("/v1/messages", post(anthropic))
             .route("/v1/chat/completions", post(openai))
+            .route("/v1/models", get(list_models))
             .layer(DefaultBodyLimit::max(32 << 20))
             .with_state(Arc::clone(&shared));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the fake provider");
@@ -250,6 +294,31 @@ impl FakeProvider {
     /// The most requests ever in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// What `GET /v1/models` lists for `api`, in this order (Anthropic lists newest first).
+    /// Build entries with [`anthropic_model`] / [`openai_model`], or give any JSON.
+    pub fn set_models(&self, api: Api, models: Vec<Value>) {
+        self.lists().of(api).models = models;
+    }
+
+    /// Anthropic: at most `n` models per page. OpenAI: page by `n` (`has_more` / `after`).
+    pub fn set_models_page_size(&self, api: Api, n: usize) {
+        self.lists().of(api).page_size = Some(n.max(1));
+    }
+
+    /// The next listing requests on `api` get these replies (`Reply::Status`, `Reply::Malformed`).
+    pub fn fail_model_lists(&self, api: Api, replies: Vec<Reply>) {
+        self.lists().of(api).failures.extend(replies);
+    }
+
+    /// (API, query string) of every `GET /v1/models` received.
+    pub fn model_list_requests(&self) -> Vec<(Api, String)> {
+        self.lists().requests.clone()
+    }
+
+    fn lists(&self) -> std::sync::MutexGuard<'_, ModelLists> {
+        self.shared.models.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -304,6 +373,115 @@ async fn openai(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -
     }
     let reply = (s.script)(&seen);
     respond(Api::OpenAi, &seen, &body, reply).await
+}
+
+/// `GET /v1/models`: Anthropic's when an Anthropic header is present, else OpenAI's (whose 401
+/// then answers a request without any key).
+async fn list_models(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let api = if headers.contains_key("anthropic-version") || headers.contains_key("x-api-key") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    let mut qs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    qs.sort();
+    let mut lists = s.models.lock().unwrap_or_else(|e| e.into_inner());
+    lists.requests.push((api, qs.join("&")));
+    match api {
+        Api::Anthropic => {
+            let reject = |status: StatusCode, kind: &str, message: &str| {
+                json_response(status, anthropic_error_body(kind, message))
+            };
+            if header_str(&headers, "x-api-key").is_none_or(str::is_empty) {
+                return reject(StatusCode::UNAUTHORIZED, "authentication_error", "x-api-key header is required");
+            }
+            if header_str(&headers, "anthropic-version").is_none() {
+                return reject(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "anthropic-version: header is required",
+                );
+            }
+        }
+        Api::OpenAi => {
+            let bearer = header_str(&headers, "authorization").and_then(|a| a.strip_prefix("Bearer "));
+            if bearer.is_none_or(|k| k.trim().is_empty()) {
+                return json_response(
+                    StatusCode::UNAUTHORIZED,
+                    openai_error_body(
+                        "invalid_request_error",
+                        None,
+                        "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                    ),
+                );
+            }
+        }
+    }
+    let list = lists.of(api);
+    match list.failures.pop_front() {
+        Some(Reply::Status { status, retry_after, retry_after_ms, body }) => {
+            return failure(api, status, retry_after, retry_after_ms, body);
+        }
+        Some(Reply::Malformed(raw)) => return json_response(StatusCode::OK, raw),
+        _ => {}
+    }
+    let ids: Vec<&str> = list.models.iter().map(|m| m["id"].as_str().unwrap_or_default()).collect();
+    let start = |cursor: Option<&String>| -> Result<usize, String> {
+        match cursor {
+            None => Ok(0),
+            Some(c) => ids.iter().position(|id| id == c).map(|i| i + 1).ok_or(format!("unknown model id `{c}`")),
+        }
+    };
+    let page = |from: usize, n: usize| -> Value {
+        let to = (from + n).min(list.models.len());
+        let data = list.models[from.min(to)..to].to_vec();
+        let first = data.first().map_or(Value::Null, |m| m["id"].clone());
+        let last = data.last().map_or(Value::Null, |m| m["id"].clone());
+        json!({"data": data, "has_more": to < list.models.len(), "first_id": first, "last_id": last})
+    };
+    match api {
+        Api::Anthropic => {
+            let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+                None => 20,
+                Some(Ok(n)) if (1..=1000).contains(&n) => n,
+                Some(_) => {
+                    return json_response(
+                        StatusCode::BAD_REQUEST,
+                        anthropic_error_body("invalid_request_error", "limit: Input should be between 1 and 1000"),
+                    );
+                }
+            };
+            let from = match start(query.get("after_id")) {
+                Ok(i) => i,
+                Err(m) => {
+                    return json_response(StatusCode::BAD_REQUEST, anthropic_error_body("invalid_request_error", &m));
+                }
+            };
+            let n = list.page_size.map_or(limit, |cap| cap.min(limit));
+            json_response(StatusCode::OK, page(from, n).to_string())
+        }
+        Api::OpenAi => match list.page_size {
+            None => json_response(StatusCode::OK, json!({"object": "list", "data": list.models}).to_string()),
+            Some(n) => {
+                let from = match start(query.get("after")) {
+                    Ok(i) => i,
+                    Err(m) => {
+                        return json_response(
+                            StatusCode::BAD_REQUEST,
+                            openai_error_body("invalid_request_error", None, &m),
+                        );
+                    }
+                };
+                let mut body = page(from, n);
+                body["object"] = json!("list");
+                json_response(StatusCode::OK, body.to_string())
+            }
+        },
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -101,6 +101,14 @@ pub struct Server {
     log: PathBuf,
 }
 
+impl Server {
+    /// Kills the server at once, as a crash would (no graceful shutdown).
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
 /// Everything one test needs.
 pub struct Harness {
     pub github: FakeGitHub,
@@ -157,6 +165,20 @@ impl Harness {
         let _ = self.server.child.wait().await;
         let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
         self.server = spawn(&self.github, &self.provider, self.dir.path(), &self.extra_env, n).await;
+    }
+
+    /// Another `evalgate serve` with extra settings (a replica on another database URL).
+    pub async fn spawn_replica_with(&self, env: &[(&str, &str)]) -> Server {
+        let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
+        let mut extra = self.extra_env.clone();
+        extra.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        spawn(&self.github, &self.provider, self.dir.path(), &extra, n).await
+    }
+
+    /// A second `evalgate serve` on the same database: a replica.
+    pub async fn spawn_replica(&self) -> Server {
+        let n = std::fs::read_dir(self.dir.path()).map(|d| d.count()).unwrap_or(0);
+        spawn(&self.github, &self.provider, self.dir.path(), &self.extra_env, n).await
     }
 
     pub fn commit(&self, sha: &str, files: &BTreeMap<String, Vec<u8>>) {

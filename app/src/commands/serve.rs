@@ -8,7 +8,7 @@ use crate::link::LinkSigner;
 use crate::render::Templates;
 use crate::server::{self, App};
 use crate::settings::{self, ServeSettings};
-use crate::store::Store;
+use crate::store::{Backend, Schema, Store};
 use anyhow::Context as _;
 use evaluators::provider::{ModelClient, RetryPolicy};
 use std::sync::Arc;
@@ -21,7 +21,19 @@ pub fn run() -> anyhow::Result<Outcome> {
 }
 
 async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database_url).await?;
+    let store = Store::connect(&settings.database_url).await?;
+    match (store.schema().await?, store.backend()) {
+        (Schema::Current, _) => {}
+        // The embedded default sets itself up, as a first run should.
+        (Schema::Behind { .. }, Backend::Sqlite) => store.migrate().await?,
+        (Schema::Behind { missing }, Backend::Postgres) => anyhow::bail!(
+            "the database schema is {missing} migration(s) behind this evalgate: run `evalgate migrate` once, then start the replicas"
+        ),
+        (Schema::Newer, _) => anyhow::bail!(
+            "the database was migrated by a newer evalgate than this one: run that version, or a newer one"
+        ),
+    }
+    tracing::info!(backend = ?store.backend(), "database ready");
     let github = GitHubApp::new(&settings.github_api_url, settings.app_id, settings.private_key.expose().as_bytes())?;
     let limits = settings::limits(None)?;
     let models = ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, None)

@@ -65,6 +65,21 @@ pub async fn create(
     Ok(id)
 }
 
+/// The check run `name` on `head_sha`: from the store, or — when another job created it a
+/// moment ago and has not stored its id yet — from GitHub.
+pub async fn find(
+    ctx: &Ctx,
+    gh: &Installation,
+    repo: &str,
+    head_sha: &str,
+    name: &str,
+) -> Result<Option<u64>, JobError> {
+    if let Some(id) = ctx.store.check_run_id(repo, head_sha, name).await? {
+        return Ok(Some(id));
+    }
+    Ok(gh.find_check_run(repo, head_sha, name, None).await?)
+}
+
 pub async fn update(gh: &Installation, repo: &str, id: u64, body: &Value) -> Result<(), JobError> {
     gh.update_check_run(repo, id, body).await.map_err(JobError::from)
 }

@@ -377,12 +377,20 @@ async fn post_golden_set(
     // What exactly is approved: the listed change, whatever head carries it.
     let fingerprint = evaluators::ids::Sha256::digest(summary.as_bytes()).hex();
     ctx.store.set_golden_change(repo, head, &fingerprint, &title, &summary).await?;
-    let body = match ctx.store.approved_by(repo, number, "golden", &fingerprint).await? {
-        Some(actor) => golden_body(&approved_title(&title, &actor), &summary, "success"),
+    let approved = ctx.store.approved_by(repo, number, "golden", &fingerprint).await?;
+    let body = match &approved {
+        Some(actor) => golden_body(&approved_title(&title, actor), &summary, "success"),
         None => golden_body(&title, &summary, "action_required"),
     };
     let id = checks::ensure(ctx, gh, repo, head, GOLDEN_SET, body.clone()).await?;
-    checks::update(gh, repo, id, &body).await
+    checks::update(gh, repo, id, &body).await?;
+    // An approval that landed while this was posted must not be undone by it.
+    if approved.is_none() {
+        if let Some(actor) = ctx.store.approved_by(repo, number, "golden", &fingerprint).await? {
+            checks::update(gh, repo, id, &golden_body(&approved_title(&title, &actor), &summary, "success")).await?;
+        }
+    }
+    Ok(())
 }
 
 /// "Run evals" on a fork's check run: a writer's approval starts the evaluation.

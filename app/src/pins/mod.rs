@@ -115,7 +115,9 @@ async fn repository(
                 Ok(m) => m,
                 Err(e) => return Err(JobError::Retry(format!("listing {} models: {e}", pin.provider))),
             };
-            let a: Assessment = pins::assess(provider, &pin.snapshot, models, now, soak_days);
+            // The repository's own `aliases:` are never proposed either.
+            let models = pins::without_aliases(provider, models, &cfg.pin_policy);
+            let a: Assessment = pins::assess(provider, &pin.snapshot, &models, now, soak_days);
             ctx.store
                 .record_pin(&PinRecord {
                     repo,

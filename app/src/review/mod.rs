@@ -162,7 +162,7 @@ async fn override_gate(
             run.conclusion.as_deref().unwrap_or("unknown"),
             run.summary.clone().unwrap_or_default()
         );
-        if let Some(id) = ctx.store.check_run_id(c.repo, head, &bundle_check(&run.bundle)).await? {
+        if let Some(id) = checks::find(ctx, gh, c.repo, head, &bundle_check(&run.bundle)).await? {
             let details = ctx.details_url(&run.id);
             let body = json!({ "status": "completed", "conclusion": "success",
                 "completed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -211,7 +211,7 @@ async fn approve_golden(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, head
     ctx.store.approve(c.repo, c.number, "golden", &fingerprint, c.author).await?;
     let data = json!({ "approved": "golden-set", "head_sha": head, "fingerprint": fingerprint, "change": title });
     ctx.store.audit(c.repo, Kind::Approval, c.author, Some(c.number), data).await?;
-    if let Some(id) = ctx.store.check_run_id(c.repo, head, GOLDEN_SET).await? {
+    if let Some(id) = checks::find(ctx, gh, c.repo, head, GOLDEN_SET).await? {
         let body = pr::golden_body(&pr::approved_title(&title, c.author), &summary, "success");
         checks::update(gh, c.repo, id, &body).await?;
     }

@@ -11,10 +11,13 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
-    if app.ctx.store.ping().await {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n")
+    if !app.ctx.store.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n");
+    }
+    match app.ctx.store.schema().await {
+        Ok(crate::store::Schema::Current) => (StatusCode::OK, "ready\n"),
+        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "the database schema does not match this evalgate's migrations\n"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n"),
     }
 }
 

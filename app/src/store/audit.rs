@@ -99,8 +99,13 @@ mod tests {
 
     #[tokio::test]
     async fn entries_chain_by_the_previous_hash() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = Store::open(&format!("sqlite://{}", dir.path().join("a.db").display())).await.expect("open");
+        for t in crate::store::testing::stores("audit_chain").await {
+            chains(&t.store).await;
+            t.done().await;
+        }
+    }
+
+    async fn chains(s: &Store) {
         let a =
             s.audit("o/r", Kind::Command, "jordan", Some(1), serde_json::json!({"c": "rerun"})).await.expect("append");
         let b =

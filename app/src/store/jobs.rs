@@ -71,8 +71,13 @@ impl Store {
         Ok(id)
     }
 
-    /// Claims the oldest job that is ready, or whose worker's lease ran out.
+    /// Claims the oldest job that is ready, or whose worker's lease ran out. On PostgreSQL the
+    /// candidate row is locked with `FOR UPDATE SKIP LOCKED`, so replicas never wait on each
+    /// other; SQLite has one writer at a time, and the update re-checks what it saw.
     pub async fn claim_job(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
+        if self.backend == super::Backend::Postgres {
+            return self.claim_job_skip_locked(owner, lease_ms).await;
+        }
         loop {
             let now = now_ms();
             let candidate = sqlx::query_as::<_, (String, String, String, i64, String)>(
@@ -112,6 +117,39 @@ impl Store {
                 }
             };
             // A job taken over from a dead worker counts that worker's attempt.
+            let attempts = if state == "running" { attempts + 1 } else { attempts };
+            return Ok(Some(Job { id, kind, payload, attempts }));
+        }
+    }
+
+    async fn claim_job_skip_locked(&self, owner: &str, lease_ms: i64) -> Result<Option<Job>, sqlx::Error> {
+        loop {
+            let now = now_ms();
+            let claimed = sqlx::query_as::<_, (String, String, String, i64, String)>(
+                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, updated_at = $3
+                 FROM (SELECT id AS cid, state AS old_state FROM jobs
+                       WHERE (state = 'queued' AND run_after <= $3) OR (state = 'running' AND lease_until < $3)
+                       ORDER BY run_after, created_at LIMIT 1 FOR UPDATE SKIP LOCKED) c
+                 WHERE jobs.id = c.cid
+                 RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, c.old_state",
+            )
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some((id, kind, payload, attempts, state)) = claimed else { return Ok(None) };
+            let Some(kind) = JobKind::parse(&kind) else {
+                self.fail_job(&id, &format!("unknown job kind `{kind}`")).await?;
+                continue;
+            };
+            let payload = match serde_json::from_str(&payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.fail_job(&id, &format!("job payload is not JSON: {e}")).await?;
+                    continue;
+                }
+            };
             let attempts = if state == "running" { attempts + 1 } else { attempts };
             return Ok(Some(Job { id, kind, payload, attempts }));
         }
@@ -200,16 +238,15 @@ mod tests {
         assert!(backoff_ms(3) >= 8_000);
     }
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("q.db").display());
-        let s = Store::open(&url).await.expect("open");
-        (dir, s)
-    }
-
     #[tokio::test]
     async fn a_job_is_claimed_once_until_its_lease_runs_out() {
-        let (_d, s) = store().await;
+        for s in crate::store::testing::stores("jobs_claimed_once").await {
+            claimed_once(&s.store).await;
+            s.done().await;
+        }
+    }
+
+    async fn claimed_once(s: &Store) {
         s.enqueue(JobKind::Gate, &serde_json::json!({"x": 1})).await.expect("enqueue");
         let first = s.claim_job("a", 60_000).await.expect("claim").expect("a job");
         assert!(s.claim_job("b", 60_000).await.expect("claim").is_none(), "leased jobs are not claimed twice");
@@ -220,7 +257,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_workers_job_is_claimed_again_after_its_lease() {
-        let (_d, s) = store().await;
+        for s in crate::store::testing::stores("jobs_taken_over").await {
+            taken_over(&s.store).await;
+            s.done().await;
+        }
+    }
+
+    async fn taken_over(s: &Store) {
         s.enqueue(JobKind::Gate, &serde_json::json!({})).await.expect("enqueue");
         let first = s.claim_job("dead", 1).await.expect("claim").expect("a job");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -233,7 +276,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_attempt_waits_then_gives_up_after_the_limit() {
-        let (_d, s) = store().await;
+        for s in crate::store::testing::stores("jobs_backoff").await {
+            backs_off(&s.store).await;
+            s.done().await;
+        }
+    }
+
+    async fn backs_off(s: &Store) {
         let id = s.enqueue(JobKind::Gate, &serde_json::json!({})).await.expect("enqueue");
         let job = s.claim_job("w", 60_000).await.expect("claim").expect("a job");
         assert!(s.retry_job(&job.id, job.attempts, "boom").await.expect("retry"));

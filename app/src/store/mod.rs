@@ -12,17 +12,53 @@ mod results;
 pub mod review;
 
 use anyhow::Context as _;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use std::str::FromStr;
-use std::time::Duration;
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Connection as _, Executor as _};
 
-/// Migrations from the workspace's `migrations/` folder, compiled in.
+/// Migrations from the workspace's `migrations/` folder, compiled in. One set for both
+/// databases: the SQL in them is the common subset of SQLite and PostgreSQL.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
+/// The database's schema against this binary's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    Current,
+    /// Migrations not applied yet.
+    Behind {
+        missing: usize,
+    },
+    /// Applied migrations this binary does not know: a newer evalgate migrated it.
+    Newer,
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded, one server: the default.
+    Sqlite,
+    /// Several replicas on one database.
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// The store: one pool over either database. Queries are runtime queries (`sqlx::query`), the
+/// same text for both: sqlx's compile-time macros do not work over `AnyPool`.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
@@ -35,25 +71,70 @@ impl Store {
 
     /// Opens without migrating (`evalgate migrate` reports what it applies).
     pub async fn connect(url: &str) -> anyhow::Result<Store> {
-        if !url.starts_with("sqlite:") {
-            anyhow::bail!("EVALGATE_DATABASE_URL `{}` is not supported by this build: use sqlite://FILE", redact(url));
-        }
-        let opts = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("EVALGATE_DATABASE_URL `{}` is not a valid SQLite URL", redact(url)))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
+        sqlx::any::install_default_drivers();
+        let Some(backend) = Backend::of(url) else {
+            anyhow::bail!(
+                "EVALGATE_DATABASE_URL `{}` is not supported: use sqlite://FILE or postgres://USER@HOST/DB",
+                redact(url)
+            );
+        };
+        let url = match backend {
+            // Create the file when missing, as an embedded default should.
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_owned(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; a writer waits up to 10 s.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await
-            .with_context(|| format!("cannot open the database `{}`", redact(url)))?;
-        Ok(Store { pool })
+            .with_context(|| format!("cannot open the database `{}`", redact(&url)))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// How the database's schema compares with this binary's migrations.
+    pub async fn schema(&self) -> Result<Schema, sqlx::Error> {
+        let applied = sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success = true")
+            .fetch_all(&self.pool)
+            .await;
+        let applied = match applied {
+            Ok(v) => v,
+            // No migrations table: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+        Ok(if applied.iter().any(|v| !known.contains(v)) {
+            Schema::Newer
+        } else if known.iter().all(|v| applied.contains(v)) {
+            Schema::Current
+        } else {
+            Schema::Behind { missing: known.iter().filter(|v| !applied.contains(v)).count() }
+        })
     }
 
     /// Whether the database answers (`/readyz`).
     pub async fn ping(&self) -> bool {
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await.is_ok()
+        match self.pool.acquire().await {
+            Ok(mut c) => c.ping().await.is_ok(),
+            Err(_) => false,
+        }
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -94,5 +175,58 @@ mod tests {
     fn passwords_are_redacted_from_urls() {
         assert_eq!(redact("postgres://ev:s3cret@db:5432/x"), "postgres://ev:***@db:5432/x");
         assert_eq!(redact("sqlite://evalgate.db"), "sqlite://evalgate.db");
+    }
+}
+
+/// Stores for tests: a fresh SQLite file always, and a fresh PostgreSQL database when one
+/// answers (`EVALGATE_TEST_POSTGRES_URL`, default the local server). Without PostgreSQL the
+/// suite says it did not run there; it never counts that as a pass.
+#[cfg(test)]
+pub mod testing {
+    use super::Store;
+    use sqlx::Connection as _;
+
+    pub struct TestStore {
+        pub store: Store,
+        _dir: Option<tempfile::TempDir>,
+        drop_db: Option<(String, String)>,
+    }
+
+    impl TestStore {
+        /// Drops the PostgreSQL database made for the test.
+        pub async fn done(self) {
+            if let Some((admin, db)) = self.drop_db {
+                self.store.pool.close().await;
+                if let Ok(mut c) = sqlx::postgres::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db}")).execute(&mut c).await;
+                }
+            }
+        }
+    }
+
+    pub fn postgres_admin_url() -> String {
+        std::env::var("EVALGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    }
+
+    pub async fn stores(name: &str) -> Vec<TestStore> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let mut out =
+            vec![TestStore { store: Store::open(&url).await.expect("sqlite"), _dir: Some(dir), drop_db: None }];
+        let admin = postgres_admin_url();
+        let connect =
+            tokio::time::timeout(std::time::Duration::from_secs(3), sqlx::postgres::PgConnection::connect(&admin));
+        match connect.await {
+            Ok(Ok(mut c)) => {
+                let db = format!("evalgate_test_{name}_{:08x}", fastrand::u32(..));
+                sqlx::query(&format!("CREATE DATABASE {db}")).execute(&mut c).await.expect("create database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+                let store = Store::open(&format!("{base}/{db}")).await.expect("postgres");
+                out.push(TestStore { store, _dir: None, drop_db: Some((admin, db)) });
+            }
+            _ => eprintln!("PostgreSQL at {admin} does not answer: the PostgreSQL part of `{name}` did not run"),
+        }
+        out
     }
 }

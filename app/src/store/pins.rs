@@ -138,3 +138,17 @@ impl Store {
         Ok(n == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_slot_is_claimed_once_whatever_the_replicas() {
+        for t in crate::store::testing::stores("slots").await {
+            let other = t.store.clone(); // a second replica's handle on the same database
+            let (a, b) = tokio::join!(t.store.claim_slot("pins-weekly", 1_000), other.claim_slot("pins-weekly", 1_000));
+            assert!(a.expect("claim") ^ b.expect("claim"), "exactly one replica claims the slot");
+            assert!(t.store.claim_slot("pins-weekly", 2_000).await.expect("claim"), "the next slot is new");
+            t.done().await;
+        }
+    }
+}
