@@ -418,3 +418,18 @@ async fn secrets_never_reach_the_logs() {
         assert!(!logs.contains(secret), "`{secret}` is in the logs");
     }
 }
+
+#[tokio::test]
+async fn sigterm_finishes_the_evaluation_in_flight_and_exits_0() {
+    let mut h = Harness::start_slow(Arc::new(moving_script()), Duration::from_millis(50)).await;
+    let commits = Commits::of(&spec(8));
+    h.commit(BASE, &commits.base);
+    h.commit(HEAD, &commits.head);
+    h.open_pr(1, BASE, HEAD, Some(PRE_REGISTRATION), false);
+    h.pr_opened(1).await;
+    h.until("the evaluation runs", |_| h.checks(HEAD, DEMO).pop().filter(|c| c.status == "in_progress")).await;
+    assert_eq!(h.server.terminate().await, Some(0), "a clean exit:\n{}", h.logs());
+    let gate = h.checks(HEAD, DEMO).pop().expect("the gate");
+    assert_eq!(gate.status, "completed", "the job in flight was finished before exiting:\n{}", h.logs());
+    assert!(h.logs().contains("shutting down"));
+}

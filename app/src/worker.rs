@@ -8,19 +8,56 @@ use std::time::Duration;
 /// How long an idle worker waits before looking at the queue again (a wake-up comes sooner).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
-pub fn spawn(ctx: Arc<Ctx>, workers: usize, lease_ms: i64) -> Vec<tokio::task::JoinHandle<()>> {
-    let node = crate::store::new_id();
-    (0..workers)
-        .map(|i| {
-            let ctx = ctx.clone();
-            let owner = format!("{}-{i}", &node[..12]);
-            tokio::spawn(async move { work(ctx, owner, lease_ms).await })
-        })
-        .collect()
+/// The running workers of one server, and how to stop them.
+pub struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    owners: Vec<String>,
+    ctx: Arc<Ctx>,
 }
 
-async fn work(ctx: Arc<Ctx>, owner: String, lease_ms: i64) {
+pub fn spawn(ctx: Arc<Ctx>, workers: usize, lease_ms: i64) -> Workers {
+    let node = crate::store::new_id();
+    let (stop, watch) = tokio::sync::watch::channel(false);
+    let owners: Vec<String> = (0..workers).map(|i| format!("{}-{i}", &node[..12])).collect();
+    let tasks = owners
+        .iter()
+        .map(|owner| {
+            let (ctx, owner, watch) = (ctx.clone(), owner.clone(), watch.clone());
+            tokio::spawn(async move { work(ctx, owner, lease_ms, watch).await })
+        })
+        .collect();
+    Workers { stop, tasks, owners, ctx }
+}
+
+impl Workers {
+    /// Stops claiming, lets the jobs in flight finish until `deadline`, then gives back the
+    /// leases of those still running so another replica (or the next start) resumes them at once.
+    pub async fn shutdown(self, deadline: Duration) {
+        let _ = self.stop.send(true);
+        self.ctx.wake.notify_waiters();
+        let mut tasks = self.tasks;
+        let all = futures_util::future::join_all(tasks.iter_mut());
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            for t in &tasks {
+                t.abort();
+            }
+            for owner in &self.owners {
+                match self.ctx.store.release_jobs_of(owner).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(owner = %owner, jobs = n, "released unfinished jobs at shutdown"),
+                    Err(e) => tracing::warn!(error = %e, "could not release jobs; their leases will run out"),
+                }
+            }
+        }
+    }
+}
+
+async fn work(ctx: Arc<Ctx>, owner: String, lease_ms: i64, stop: tokio::sync::watch::Receiver<bool>) {
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let job = match ctx.store.claim_job(&owner, lease_ms).await {
             Ok(Some(job)) => job,
             Ok(None) => {

@@ -102,6 +102,17 @@ pub struct Server {
 }
 
 impl Server {
+    /// Sends SIGTERM, as a container runtime does, and waits for the exit code.
+    pub async fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id()? as i32;
+        // SAFETY: kill(2) with a pid of our own child and a valid signal number.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.ok()?.ok()?;
+        status.code()
+    }
+
     /// Kills the server at once, as a crash would (no graceful shutdown).
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();

@@ -15,6 +15,31 @@ use std::sync::Arc;
 /// GitHub caps webhook payloads at 25 MB; nothing larger is read.
 pub const MAX_WEBHOOK_BODY: usize = 25 << 20;
 
+/// How long in-flight jobs may run on after SIGTERM before their leases are given back.
+pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// SIGTERM (what a container runtime sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
 /// What the handlers share.
 pub struct App {
     pub ctx: Arc<Ctx>,
@@ -51,13 +76,12 @@ pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()>
     let workers = crate::worker::spawn(app.ctx.clone(), settings.workers, settings.job_lease_ms);
     let scheduler = crate::pins::schedule::spawn(app.ctx.clone(), settings.pin_schedule.clone());
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new work; finishing what runs");
     };
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     scheduler.abort();
-    for w in workers {
-        w.abort();
-    }
+    workers.shutdown(SHUTDOWN_DEADLINE).await;
+    tracing::info!("stopped");
     Ok(())
 }

@@ -171,6 +171,21 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Gives back the jobs `owner` holds, ready at once, their attempt not counted (a clean
+    /// shutdown is not a failure).
+    pub async fn release_jobs_of(&self, owner: &str) -> Result<u64, sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = $1, lease_owner = NULL, lease_until = NULL, updated_at = $1
+             WHERE lease_owner = $2 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(owner)
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected())
+    }
+
     pub async fn finish_job(&self, id: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE jobs SET state = 'done', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE id = $2",
