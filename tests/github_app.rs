@@ -433,3 +433,27 @@ async fn sigterm_finishes_the_evaluation_in_flight_and_exits_0() {
     assert_eq!(gate.status, "completed", "the job in flight was finished before exiting:\n{}", h.logs());
     assert!(h.logs().contains("shutting down"));
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_delivery_repo_pr_and_bundle() {
+    let h = Harness::start_with(Arc::new(moving_script()), &[("EVALGATE_LOG_FORMAT", "json")]).await;
+    let commits = Commits::of(&spec(4));
+    h.commit(BASE, &commits.base);
+    h.commit(HEAD, &commits.head);
+    h.open_pr(1, BASE, HEAD, Some(PRE_REGISTRATION), false);
+    h.pr_opened(1).await;
+    h.completed(HEAD, DEMO).await;
+    let lines: Vec<Value> = h.logs().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty(), "JSON lines: {}", h.logs());
+    let spans = |l: &Value| l["spans"].as_array().cloned().unwrap_or_default();
+    let synced = lines.iter().find(|l| l["fields"]["message"] == "pull request synchronised").expect("a sync line");
+    assert!(spans(synced).iter().any(|s| s["delivery"].is_string() && s["repo"] == REPO), "{synced}");
+    let gate_line = lines
+        .iter()
+        .find(|l| spans(l).iter().any(|s| s["name"] == "gate"))
+        .unwrap_or_else(|| panic!("a line inside a gate job: {}", h.logs()));
+    let gate_span = spans(gate_line).into_iter().find(|s| s["name"] == "gate").expect("gate span");
+    assert_eq!(gate_span["repo"], REPO);
+    assert_eq!(gate_span["pr"], 1);
+    assert_eq!(gate_span["bundle"], "demo");
+}

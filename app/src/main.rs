@@ -28,7 +28,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match settings::log_json() {
-        Ok(json) => logging::init(json),
+        Ok(json) => logging::init(json, if matches!(cli.command, cli::Command::Serve) { "info" } else { "warn" }),
         Err(e) => {
             eprintln!("evalgate: error: {e:#}");
             return Outcome::Setup.into();

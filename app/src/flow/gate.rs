@@ -155,10 +155,11 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
         () = cancelled => None,
     };
     ticker.abort();
-    let Some((report, _engine)) = outcome else {
+    let Some((report, engine)) = outcome else {
         tracing::info!("evaluation cancelled by a newer push");
         return Ok(());
     };
+    record_metrics(ctx, &report, engine.counts());
     let conclusion = if report.incomplete.is_some() {
         "action_required"
     } else if report.gate.passed {
@@ -170,6 +171,30 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
     let json = crate::output::json(&report).map_err(|e| fatal(format!("{e:#}")))?;
     ctx.metrics.inc(&ctx.metrics.evaluations_completed);
     finish(ctx, &gh, &run, check, conclusion, &report.title(), &summary, Some(&json)).await
+}
+
+/// What one evaluation adds to `/metrics`: calls, cache hits, every model call's latency.
+fn record_metrics(ctx: &Ctx, report: &evaluators::report::Report, counts: evaluators::engine::CallCounts) {
+    let m = &ctx.metrics;
+    m.add(&m.model_calls, counts.model_calls);
+    m.add(&m.cached_transcripts, counts.cached_transcripts);
+    m.add(&m.cached_votes, counts.cached_votes);
+    if report.incomplete.is_some() {
+        m.inc(&m.provider_errors);
+    }
+    for case in &report.cases {
+        for sample in case.base.samples.iter().chain(&case.head.samples) {
+            if sample.cached {
+                continue; // served from the cache: no call was made now
+            }
+            let Some(t) = &sample.transcript else { continue };
+            for e in &t.events {
+                if let evaluators::engine::runner::Event::Model { latency_ms, .. } = e {
+                    m.observe_provider_latency(*latency_ms as f64);
+                }
+            }
+        }
+    }
 }
 
 /// Completes the run and its check run, then refreshes the sticky comment.
@@ -190,7 +215,9 @@ async fn finish(
     }
     let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(), "details_url": details,
         "output": checks::output(title, summary, Some(&details)) });
+    tracing::info!(conclusion, title, "gate decided");
     checks::update(gh, &run.repo, check, &body).await?;
+    ctx.metrics.gate_outcome(conclusion);
     audit_decision(ctx, run, conclusion, title, report, &details).await?;
     super::comment::update(ctx, gh, &run.repo, run.pr_number).await
 }

@@ -121,8 +121,12 @@ pub async fn run_job(ctx: &Arc<Ctx>, job: &Job) -> Result<(), JobError> {
                 return Err(JobError::Fatal(format!("delivery {id} is not stored")));
             };
             let event = webhook::parse_event(&event, payload.as_bytes()).map_err(|e| JobError::Fatal(e.to_string()))?;
-            let span =
-                tracing::info_span!("delivery", delivery = id, repo = event.repo().map(|r| r.as_str()).unwrap_or(""));
+            let span = tracing::info_span!(
+                "delivery",
+                delivery = id,
+                repo = event.repo().map(|r| r.as_str()).unwrap_or(""),
+                pr = event.pr_number()
+            );
             tracing::Instrument::instrument(handle_event(ctx, event), span).await
         }
         JobKind::Gate => {

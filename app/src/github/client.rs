@@ -60,6 +60,8 @@ pub struct GitHubApp {
     app: Octocrab,
     base: String,
     installations: Mutex<HashMap<u64, Installation>>,
+    /// `x-ratelimit-remaining` of the latest reply (-1 before any), for `/metrics`.
+    ratelimit: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl GitHubApp {
@@ -76,7 +78,17 @@ impl GitHubApp {
             .app(AppId(app_id), key)
             .build()
             .map_err(|e| GitHubError::Setup(format!("cannot build the GitHub client: {e}")))?;
-        Ok(GitHubApp { app, base, installations: Mutex::new(HashMap::new()) })
+        Ok(GitHubApp {
+            app,
+            base,
+            installations: Mutex::new(HashMap::new()),
+            ratelimit: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+        })
+    }
+
+    pub fn ratelimit_remaining(&self) -> Option<i64> {
+        let v = self.ratelimit.load(std::sync::atomic::Ordering::Relaxed);
+        (v >= 0).then_some(v)
     }
 
     /// The client of one installation; the same one (and token cache) every time.
@@ -89,7 +101,11 @@ impl GitHubApp {
             .app
             .installation(InstallationId(id))
             .map_err(|e| GitHubError::Setup(format!("installation {id}: {e}")))?;
-        let inst = Installation { client: Arc::new(client), base: Arc::from(self.base.as_str()) };
+        let inst = Installation {
+            client: Arc::new(client),
+            base: Arc::from(self.base.as_str()),
+            ratelimit: self.ratelimit.clone(),
+        };
         map.insert(id, inst.clone());
         Ok(inst)
     }
@@ -100,6 +116,7 @@ impl GitHubApp {
 pub struct Installation {
     client: Arc<Octocrab>,
     base: Arc<str>,
+    ratelimit: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// A reply: status, headers and the body as JSON.
@@ -194,6 +211,11 @@ impl Installation {
         };
         let status = response.status();
         let headers = response.headers().clone();
+        if let Some(left) =
+            headers.get("x-ratelimit-remaining").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+        {
+            self.ratelimit.store(left, std::sync::atomic::Ordering::Relaxed);
+        }
         let text = match tokio::time::timeout(TIMEOUT, self.client.body_to_string(response)).await {
             Ok(Ok(t)) => t,
             Ok(Err(e)) => return Err(transport(format!("reading the reply: {}", error_text(&e)))),

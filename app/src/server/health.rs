@@ -22,6 +22,7 @@ pub async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    let pending = app.ctx.store.pending_jobs().await.ok();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.ctx.metrics.render(pending))
+    let queue = app.ctx.store.queue_gauges().await.ok();
+    let text = app.ctx.metrics.render(queue.as_ref(), app.ctx.github.ratelimit_remaining());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -31,6 +31,7 @@ async fn intake(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
     let secrets: Vec<&[u8]> = app.webhook_secrets.iter().map(|s| s.expose().as_bytes()).collect();
     if let Err(e) = signature::verify(&secrets, &body, header(&headers, "x-hub-signature-256")) {
         m.inc(&m.signature_failures);
+        m.webhook(header(&headers, "x-github-event").unwrap_or("unknown"), "bad_signature");
         tracing::warn!(error = %e, "webhook refused");
         return answer(StatusCode::UNAUTHORIZED, e.to_string());
     }
@@ -44,6 +45,7 @@ async fn intake(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(error = %e, "malformed payload");
+            m.webhook(event_name, "malformed");
             return answer(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
@@ -61,6 +63,7 @@ async fn intake(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
     match app.ctx.store.take_delivery(delivery, event_name, &action, text, event.needs_work()).await {
         Ok(Intake::Stored) => {
             m.inc(&m.deliveries_accepted);
+            m.webhook(event_name, if event.needs_work() { "queued" } else { "ignored" });
             if event.needs_work() {
                 app.ctx.wake.notify_waiters();
                 answer(StatusCode::ACCEPTED, "queued")
@@ -72,11 +75,13 @@ async fn intake(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
         }
         Ok(Intake::Duplicate) => {
             m.inc(&m.deliveries_duplicate);
+            m.webhook(event_name, "duplicate");
             answer(StatusCode::OK, "duplicate delivery: already received")
         }
         Err(e) => {
             // Not stored, so not acknowledged: GitHub shows the failure and it can be redelivered.
             tracing::error!(error = %e, "cannot store a delivery");
+            m.webhook(event_name, "store_error");
             answer(StatusCode::SERVICE_UNAVAILABLE, "cannot store the delivery right now")
         }
     }

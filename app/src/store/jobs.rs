@@ -231,7 +231,27 @@ impl Store {
         Ok(())
     }
 
-    /// Jobs not yet done or failed (for `/metrics`).
+    /// Jobs by state, and the age of the oldest one ready to run (for `/metrics`).
+    pub async fn queue_gauges(&self) -> Result<crate::metrics::QueueGauges, sqlx::Error> {
+        let by_state =
+            sqlx::query_as::<_, (String, i64)>("SELECT state, COUNT(*) FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        let now = now_ms();
+        let oldest = sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(run_after) FROM jobs WHERE state = 'queued' AND run_after <= $1",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(crate::metrics::QueueGauges {
+            by_state,
+            oldest_ready_age_secs: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
+        })
+    }
+
+    /// Jobs not yet done or failed.
+    #[cfg(test)]
     pub async fn pending_jobs(&self) -> Result<i64, sqlx::Error> {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')")
             .fetch_one(&self.pool)

@@ -90,6 +90,17 @@ impl Event {
         !matches!(self, Event::Ping | Event::Ignored(_))
     }
 
+    /// The pull request the event is about, when the payload names one.
+    pub fn pr_number(&self) -> Option<u64> {
+        match self {
+            Event::PullRequest { number, .. } | Event::PrComment { number, .. } => Some(*number),
+            Event::CheckRun { pull_requests, .. } | Event::CheckSuite { pull_requests, .. } => {
+                pull_requests.first().copied()
+            }
+            _ => None,
+        }
+    }
+
     pub fn repo(&self) -> Option<&RepoName> {
         match self {
             Event::PullRequest { repo, .. }
