@@ -183,6 +183,15 @@ async fn snapshots_in_their_soak_period_or_marked_preview_are_not_proposed() {
     settled(&h).await;
     assert!(bumps(&h).is_empty(), "{:?}", bumps(&h));
     assert!(h.provider.model_list_requests().iter().any(|(api, _)| *api == Api::Anthropic), "the list was read");
+    // The record keeps both pins, neither lagging by a proposable snapshot.
+    let url = format!("sqlite://{}", h.db_path().display());
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("the database");
+    let rows: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("SELECT role, pinned, newest FROM pin_records WHERE repo = 'acme/agents' ORDER BY role")
+            .fetch_all(&mut db)
+            .await
+            .expect("the pin record");
+    assert_eq!(rows, vec![("judge".into(), JUDGE.into(), None), ("model".into(), PINNED.into(), None)]);
 }
 
 #[tokio::test]

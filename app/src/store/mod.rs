@@ -171,6 +171,23 @@ pub fn redact(url: &str) -> String {
 mod tests {
     use super::redact;
 
+    #[tokio::test]
+    async fn the_schema_is_current_after_migrating_and_newer_after_an_unknown_migration() {
+        for t in super::testing::stores("schema").await {
+            assert_eq!(t.store.schema().await.expect("schema"), super::Schema::Current);
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time)
+                 VALUES (99999999, 'from the future', CURRENT_TIMESTAMP, true, $1, 0)",
+            )
+            .bind(vec![0u8; 48])
+            .execute(&t.store.pool)
+            .await
+            .expect("insert");
+            assert_eq!(t.store.schema().await.expect("schema"), super::Schema::Newer);
+            t.done().await;
+        }
+    }
+
     #[test]
     fn passwords_are_redacted_from_urls() {
         assert_eq!(redact("postgres://ev:s3cret@db:5432/x"), "postgres://ev:***@db:5432/x");
