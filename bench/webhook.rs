@@ -495,11 +495,13 @@ struct Measured {
     server_log: (usize, usize),
 }
 
-async fn load_on(db: Db, env: &[(&str, &str)]) -> Measured {
-    let mut h = Harness::start_with(Arc::new(Script::new()), env).await;
-    let db = match db {
-        Db::Sqlite(_) => Db::Sqlite(h.db_path()),
-        pg => pg,
+/// The rates on the harness's own SQLite file, or on the PostgreSQL database at `postgres`.
+async fn load_on(postgres: Option<&str>) -> Measured {
+    let env: Vec<(&str, &str)> = postgres.map(|url| ("EVALGATE_DATABASE_URL", url)).into_iter().collect();
+    let mut h = Harness::start_with(Arc::new(Script::new()), &env).await;
+    let db = match postgres {
+        Some(url) => Db::Postgres(url.to_owned()),
+        None => Db::Sqlite(h.db_path()),
     };
     let body = ping_payload();
     let sig: Arc<str> = github_app::sign(SECRET, &body).into();
@@ -576,11 +578,11 @@ async fn load_table() {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         load_average()
     );
-    let mut measured = vec![load_on(Db::Sqlite(Default::default()), &[]).await];
+    let mut measured = vec![load_on(None).await];
     let mut not_measured = None;
     match postgres_database().await {
         Ok(url) => {
-            measured.push(load_on(Db::Postgres(url.clone()), &[("EVALGATE_DATABASE_URL", &url)]).await);
+            measured.push(load_on(Some(&url)).await);
             drop_postgres_database(&url).await;
         }
         Err(why) => not_measured = Some(why),
