@@ -111,3 +111,29 @@ fn serve_with_a_key_that_is_not_a_key_says_so_without_printing_it() {
     assert!(run.stderr.contains("private key"), "{}", run.stderr);
     assert!(!run.stderr.contains("secret-material") && !run.stderr.contains("hook-secret-value"), "{}", run.stderr);
 }
+
+#[test]
+fn evalgate_toml_sets_what_the_environment_does_not() {
+    let repo = Repo::empty();
+    repo.write("evalgate.toml", "EVALGATE_DATABASE_URL = \"sqlite://from-file.db\"\n");
+    let run = support::command(&repo).arg("migrate").output().expect("run evalgate");
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(repo.file("from-file.db").is_file(), "the file's database was used");
+    // The environment wins over the file.
+    let run = support::command(&repo)
+        .arg("migrate")
+        .env("EVALGATE_DATABASE_URL", "sqlite://from-env.db")
+        .output()
+        .expect("run evalgate");
+    assert_eq!(run.status.code(), Some(0));
+    assert!(repo.file("from-env.db").is_file());
+}
+
+#[test]
+fn a_bad_evalgate_toml_stops_with_its_place() {
+    let repo = Repo::empty();
+    repo.write("evalgate.toml", "EVALGATE_DATABSE_URL = \"sqlite://x.db\"\n");
+    let run: support::Run = support::command(&repo).arg("migrate").output().expect("run evalgate").into();
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("evalgate.toml") && run.stderr.contains("EVALGATE_DATABASE_URL"), "{}", run.stderr);
+}

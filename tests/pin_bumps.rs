@@ -222,3 +222,76 @@ async fn the_admin_trigger_needs_the_token() {
         .expect("post");
     assert_eq!(resp.status().as_u16(), 401);
 }
+
+/// The App installed on a repository whose bundle is pinned to OpenAI snapshots.
+async fn installed_openai() -> Harness {
+    let h = Harness::start_with(Arc::new(Script::new()), &[("EVALGATE_ADMIN_TOKEN", ADMIN)]).await;
+    h.commit(MAIN, &Commits::of(&Spec { provider: "openai", ..Spec::new(3) }).base);
+    h.github.set_branch(REPO, "main", MAIN);
+    let installation = json!({
+        "action": "added", "installation": { "id": github_app::INSTALLATION },
+        "repository_selection": "selected", "repositories_added": [{ "full_name": REPO, "name": "agents" }],
+        "repositories_removed": [], "sender": { "login": "alex", "type": "User" },
+    });
+    h.deliver("installation_repositories", &installation).await;
+    settled(&h).await;
+    h
+}
+
+/// What the daily slot queues, put in the queue as the scheduler would.
+async fn fire_daily(h: &Harness) {
+    let url = format!("sqlite://{}", h.db_path().display());
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await.expect("the database");
+    let now = chrono::Utc::now().timestamp_millis();
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, state, attempts, run_after, created_at, updated_at)
+         VALUES ($1, 'pins', '{\"weekly\": false}', 'queued', 0, $2, $2, $2)",
+    )
+    .bind(format!("daily-{now}"))
+    .bind(now)
+    .execute(&mut db)
+    .await
+    .expect("queue the daily run");
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await; // the workers poll every 500 ms
+    settled(h).await;
+}
+
+fn openai_models(h: &Harness, pinned_shutdown: Option<&str>) {
+    let now = chrono::Utc::now().timestamp();
+    let mut pinned =
+        json!({ "id": "gpt-4o-2024-08-06", "object": "model", "created": now - 480 * 86_400, "owned_by": "system" });
+    if let Some(d) = pinned_shutdown {
+        pinned["shutdown_date"] = json!(d);
+    }
+    h.provider.set_models(
+        Api::OpenAi,
+        vec![
+            pinned,
+            json!({ "id": "gpt-4o-mini-2024-07-18", "object": "model", "created": now - 500 * 86_400, "owned_by": "system" }),
+            json!({ "id": "gpt-4o-2024-11-20", "object": "model", "created": now - 300 * 86_400, "owned_by": "system" }),
+            json!({ "id": "gpt-4o", "object": "model", "created": now - 10 * 86_400, "owned_by": "system" }),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_pin_within_30_days_of_retirement_is_proposed_by_the_daily_run() {
+    let h = installed_openai().await;
+    let soon = (chrono::Utc::now() + chrono::Duration::days(10)).format("%Y-%m-%d").to_string();
+    openai_models(&h, Some(&soon));
+    fire_daily(&h).await;
+    let pr = h.until("a bump PR outside the schedule", |_| bumps(&h).pop()).await;
+    assert!(pr.title.contains("gpt-4o-2024-11-20"), "{}", pr.title);
+    let body = pr.body.unwrap_or_default();
+    assert!(body.contains("| in 9 days |") || body.contains("| in 10 days |"), "the retirement is shown: {body}");
+}
+
+#[tokio::test]
+async fn the_daily_run_proposes_nothing_that_is_not_urgent() {
+    let h = installed_openai().await;
+    openai_models(&h, None);
+    fire_daily(&h).await;
+    assert!(bumps(&h).is_empty(), "bumps wait for the weekly schedule: {:?}", bumps(&h));
+    run_pins(&h, &h.server.url).await;
+    h.until("the weekly run proposes it", |_| bumps(&h).pop()).await;
+}

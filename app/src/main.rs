@@ -27,6 +27,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if let Err(e) = settings::load_file() {
+        eprintln!("evalgate: error: {e:#}");
+        return Outcome::Setup.into();
+    }
     match settings::log_json() {
         Ok(json) => logging::init(json, if matches!(cli.command, cli::Command::Serve) { "info" } else { "warn" }),
         Err(e) => {

@@ -11,8 +11,105 @@ pub const DEFAULT_CONCURRENCY: usize = 16;
 /// More calls in flight than this is a typo, not a plan.
 pub const MAX_CONCURRENCY: usize = 1024;
 
+/// The settings file read when present in the current folder. It sets the same variables as
+/// the environment, under the same names (`EVALGATE_BIND = "0.0.0.0:3000"`); the environment
+/// wins where both set one.
+pub const SETTINGS_FILE: &str = "evalgate.toml";
+
+/// Every variable SPEC names (and two additions), the only keys the file may hold.
+const KNOWN: &[&str] = &[
+    "EVALGATE_DATABASE_URL",
+    "EVALGATE_BIND",
+    "EVALGATE_PUBLIC_URL",
+    "EVALGATE_GITHUB_API_URL",
+    "EVALGATE_APP_ID",
+    "EVALGATE_PRIVATE_KEY_PATH",
+    "EVALGATE_PRIVATE_KEY",
+    "EVALGATE_WEBHOOK_SECRET",
+    "EVALGATE_ADMIN_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "EVALGATE_ANTHROPIC_BASE_URL",
+    "OPENAI_API_KEY",
+    "EVALGATE_OPENAI_BASE_URL",
+    "EVALGATE_PIN_SCHEDULE",
+    "EVALGATE_CONCURRENCY",
+    "EVALGATE_LOG_FORMAT",
+    "EVALGATE_RPM",
+    "EVALGATE_WORKERS",
+    "EVALGATE_JOB_LEASE_SECS",
+];
+
+static FILE: std::sync::OnceLock<std::collections::BTreeMap<String, String>> = std::sync::OnceLock::new();
+
+/// Reads `evalgate.toml` when there is one; a file that is not valid TOML, or that names a
+/// setting evalgate does not have, stops start-up with the place and a suggestion.
+pub fn load_file() -> anyhow::Result<()> {
+    let path = std::path::Path::new(SETTINGS_FILE);
+    let values = match std::fs::read_to_string(path) {
+        Ok(text) => parse_file(&text)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(e) => bail!("{SETTINGS_FILE}: cannot read it: {e}"),
+    };
+    let _ = FILE.set(values);
+    Ok(())
+}
+
+fn parse_file(text: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("{SETTINGS_FILE}: {e}"))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (key, value) in table {
+        if !KNOWN.contains(&key.as_str()) {
+            let near = KNOWN.iter().copied().max_by(|a, b| {
+                strsim::jaro_winkler(&key, a)
+                    .partial_cmp(&strsim::jaro_winkler(&key, b))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            match near.filter(|n| strsim::jaro_winkler(&key, n) >= 0.8) {
+                Some(n) => bail!("{SETTINGS_FILE}: unknown setting `{key}`; did you mean `{n}`?"),
+                None => bail!("{SETTINGS_FILE}: unknown setting `{key}`; the settings are {}", KNOWN.join(", ")),
+            }
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            other => bail!("{SETTINGS_FILE}: `{key}` must be a string or a whole number, found {}", other.type_str()),
+        };
+        out.insert(key, text);
+    }
+    Ok(out)
+}
+
 fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    std::env::var(name).ok().or_else(|| FILE.get().and_then(|f| f.get(name).cloned())).filter(|v| !v.trim().is_empty())
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::parse_file;
+
+    #[test]
+    fn the_file_sets_strings_and_numbers_under_the_variables_names() {
+        let f = parse_file("EVALGATE_BIND = \"0.0.0.0:3000\"\nEVALGATE_CONCURRENCY = 8\n").expect("valid");
+        assert_eq!(f["EVALGATE_BIND"], "0.0.0.0:3000");
+        assert_eq!(f["EVALGATE_CONCURRENCY"], "8");
+    }
+
+    #[test]
+    fn an_unknown_setting_is_named_with_the_nearest_one() {
+        let e = parse_file("EVALGATE_BND = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("`EVALGATE_BND`") && e.contains("`EVALGATE_BIND`"), "{e}");
+    }
+
+    #[test]
+    fn invalid_toml_says_where() {
+        let e = parse_file("EVALGATE_BIND = \n").unwrap_err().to_string();
+        assert!(e.contains("evalgate.toml") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_table_is_not_a_setting() {
+        assert!(parse_file("[EVALGATE_BIND]\nx = 1\n").is_err());
+    }
 }
 
 pub fn database_url() -> String {
