@@ -83,34 +83,6 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().or_else(|| FILE.get().and_then(|f| f.get(name).cloned())).filter(|v| !v.trim().is_empty())
 }
 
-#[cfg(test)]
-mod file_tests {
-    use super::parse_file;
-
-    #[test]
-    fn the_file_sets_strings_and_numbers_under_the_variables_names() {
-        let f = parse_file("EVALGATE_BIND = \"0.0.0.0:3000\"\nEVALGATE_CONCURRENCY = 8\n").expect("valid");
-        assert_eq!(f["EVALGATE_BIND"], "0.0.0.0:3000");
-        assert_eq!(f["EVALGATE_CONCURRENCY"], "8");
-    }
-
-    #[test]
-    fn an_unknown_setting_is_named_with_the_nearest_one() {
-        let e = parse_file("EVALGATE_BND = \"x\"\n").unwrap_err().to_string();
-        assert!(e.contains("`EVALGATE_BND`") && e.contains("`EVALGATE_BIND`"), "{e}");
-    }
-
-    #[test]
-    fn invalid_toml_says_where() {
-        let e = parse_file("EVALGATE_BIND = \n").unwrap_err().to_string();
-        assert!(e.contains("evalgate.toml") && e.contains("line 1"), "{e}");
-    }
-
-    #[test]
-    fn a_table_is_not_a_setting() {
-        assert!(parse_file("[EVALGATE_BIND]\nx = 1\n").is_err());
-    }
-}
 
 pub fn database_url() -> String {
     var("EVALGATE_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
@@ -253,5 +225,34 @@ impl ServeSettings {
             job_lease_ms: (lease * 1000) as i64,
             pin_schedule,
         })
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::parse_file;
+
+    #[test]
+    fn the_file_sets_strings_and_numbers_under_the_variables_names() {
+        let f = parse_file("EVALGATE_BIND = \"0.0.0.0:3000\"\nEVALGATE_CONCURRENCY = 8\n").expect("valid");
+        assert_eq!(f["EVALGATE_BIND"], "0.0.0.0:3000");
+        assert_eq!(f["EVALGATE_CONCURRENCY"], "8");
+    }
+
+    #[test]
+    fn an_unknown_setting_is_named_with_the_nearest_one() {
+        let e = parse_file("EVALGATE_BND = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("`EVALGATE_BND`") && e.contains("`EVALGATE_BIND`"), "{e}");
+    }
+
+    #[test]
+    fn invalid_toml_says_where() {
+        let e = parse_file("EVALGATE_BIND = \n").unwrap_err().to_string();
+        assert!(e.contains("evalgate.toml") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_table_is_not_a_setting() {
+        assert!(parse_file("[EVALGATE_BIND]\nx = 1\n").is_err());
     }
 }
