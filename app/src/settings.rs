@@ -83,7 +83,6 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().or_else(|| FILE.get().and_then(|f| f.get(name).cloned())).filter(|v| !v.trim().is_empty())
 }
 
-
 pub fn database_url() -> String {
     var("EVALGATE_DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
 }
