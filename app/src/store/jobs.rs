@@ -105,20 +105,9 @@ impl Store {
             if taken == 0 {
                 continue;
             }
-            let Some(kind) = JobKind::parse(&kind) else {
-                self.fail_job(&id, &format!("unknown job kind `{kind}`")).await?;
-                continue;
-            };
-            let payload = match serde_json::from_str(&payload) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.fail_job(&id, &format!("job payload is not JSON: {e}")).await?;
-                    continue;
-                }
-            };
-            // A job taken over from a dead worker counts that worker's attempt.
-            let attempts = if state == "running" { attempts + 1 } else { attempts };
-            return Ok(Some(Job { id, kind, payload, attempts }));
+            if let Some(job) = self.claimed(id, &kind, &payload, attempts, &state).await? {
+                return Ok(Some(job));
+            }
         }
     }
 
@@ -139,20 +128,36 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
             let Some((id, kind, payload, attempts, state)) = claimed else { return Ok(None) };
-            let Some(kind) = JobKind::parse(&kind) else {
-                self.fail_job(&id, &format!("unknown job kind `{kind}`")).await?;
-                continue;
-            };
-            let payload = match serde_json::from_str(&payload) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.fail_job(&id, &format!("job payload is not JSON: {e}")).await?;
-                    continue;
-                }
-            };
-            let attempts = if state == "running" { attempts + 1 } else { attempts };
-            return Ok(Some(Job { id, kind, payload, attempts }));
+            if let Some(job) = self.claimed(id, &kind, &payload, attempts, &state).await? {
+                return Ok(Some(job));
+            }
         }
+    }
+
+    /// A claimed row as a [`Job`]; `None` (and the job failed for good) when it cannot be read,
+    /// so one bad row never blocks the queue.
+    async fn claimed(
+        &self,
+        id: String,
+        kind: &str,
+        payload: &str,
+        attempts: i64,
+        state: &str,
+    ) -> Result<Option<Job>, sqlx::Error> {
+        let Some(kind) = JobKind::parse(kind) else {
+            self.fail_job(&id, &format!("unknown job kind `{kind}`")).await?;
+            return Ok(None);
+        };
+        let payload = match serde_json::from_str(payload) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail_job(&id, &format!("job payload is not JSON: {e}")).await?;
+                return Ok(None);
+            }
+        };
+        // A job taken over from a dead worker counts that worker's attempt.
+        let attempts = if state == "running" { attempts + 1 } else { attempts };
+        Ok(Some(Job { id, kind, payload, attempts }))
     }
 
     /// Renews the lease; false when the job is no longer ours (taken over after a stall).

@@ -18,10 +18,10 @@
 //! of now, or all are the same instant (self-hosted servers report the time of the request or of
 //! start-up), every `created` becomes `None`, so lags are "unknown" rather than wrong.
 
-use crate::provider::http::snippet;
+use crate::provider::http::{backoff, error_chain, is_retryable, redact, retry_after, snippet};
 use crate::provider::{Endpoint, RetryPolicy, Secret, anthropic, openai};
 use crate::snapshot::Provider;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -114,7 +114,7 @@ pub async fn list_models_with(
         return Err(PinsError::MissingKey { provider, variable: key_var });
     };
     let base = list_url(provider, &endpoint.base_url, path, url_var)?;
-    let headers = headers(provider, secret);
+    let headers = crate::provider::client::auth_headers(provider, secret);
     let mut models = Vec::new();
     let mut seen = BTreeSet::new();
     let mut cursor: Option<String> = None;
@@ -195,23 +195,6 @@ fn list_url(provider: Provider, base: &str, path: &str, variable: &'static str) 
     Ok(url)
 }
 
-fn headers(provider: Provider, secret: &Secret) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    let (name, value) = match provider {
-        Provider::Anthropic => {
-            h.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(anthropic::VERSION));
-            (HeaderName::from_static("x-api-key"), secret.expose().to_owned())
-        }
-        Provider::Openai => (AUTHORIZATION, format!("Bearer {}", secret.expose())),
-    };
-    // A key a header cannot carry is left out; the provider's 401 then names the problem.
-    if let Ok(mut v) = HeaderValue::from_str(&value) {
-        v.set_sensitive(true);
-        h.insert(name, v);
-    }
-    h
-}
-
 /// One page as read: its models, and the cursor of the next page when there is one.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Page {
@@ -258,7 +241,7 @@ async fn fetch(
                     if !is_retryable(status) {
                         return Err(PinsError::Rejected { provider, url: url.to_owned(), status, message });
                     }
-                    (Failure::Status(status, message), retry_after(&reply_headers))
+                    (Failure::Status(status, message), retry_after(&reply_headers, SystemTime::now()))
                 }
             }
         };
@@ -301,55 +284,11 @@ async fn once(http: &reqwest::Client, url: &str, headers: &HeaderMap) -> Result<
     Ok(Raw::Body { status, headers: reply_headers, body })
 }
 
-fn is_retryable(status: u16) -> bool {
-    status == 408 || status == 429 || (500..=599).contains(&status)
-}
-
 fn error_message(provider: Provider, body: &[u8]) -> String {
     match provider {
         Provider::Anthropic => anthropic::error_message(body),
         Provider::Openai => openai::error_message(body),
     }
-}
-
-/// `retry-after-ms`, else `retry-after` in seconds or as an HTTP-date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if let Ok(d) = Duration::try_from_secs_f64(ms / 1000.0) {
-            return Some(d);
-        }
-    }
-    let v = header("retry-after")?;
-    if let Ok(secs) = v.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-/// Full jitter: uniform in `[0, min(max_delay, base_delay × 2^(retry − 1))]`.
-fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
-    let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-    let cap = policy.base_delay.saturating_mul(factor).min(policy.max_delay);
-    let cap_us = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX);
-    Duration::from_micros(fastrand::u64(0..=cap_us))
-}
-
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut out = if e.is_timeout() { "timed out".to_owned() } else { e.to_string() };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    snippet(out.as_bytes())
-}
-
-fn redact(message: &str, secret: &Secret) -> String {
-    let key = secret.expose();
-    if key.is_empty() { message.to_owned() } else { message.replace(key, "***") }
 }
 
 // ---- pages -----------------------------------------------------------------------------------

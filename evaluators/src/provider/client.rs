@@ -205,10 +205,17 @@ fn check_record_path(path: &Path) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// The provider's headers; the key's value is marked sensitive so no debug output shows it.
+/// The provider's headers for a JSON request.
 fn headers(provider: Provider, secret: &Secret) -> HeaderMap {
-    let mut h = HeaderMap::new();
+    let mut h = auth_headers(provider, secret);
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h
+}
+
+/// The provider's version and key headers; the key's value is marked sensitive so no debug
+/// output shows it.
+pub(crate) fn auth_headers(provider: Provider, secret: &Secret) -> HeaderMap {
+    let mut h = HeaderMap::new();
     let (name, value) = match provider {
         Provider::Anthropic => {
             h.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static(anthropic::VERSION));

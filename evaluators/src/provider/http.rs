@@ -224,7 +224,7 @@ fn describe(f: &Failure) -> String {
 }
 
 /// 408 request timeout, 429 rate limited, 5xx (529 is Anthropic's "overloaded").
-fn is_retryable(status: u16) -> bool {
+pub(crate) fn is_retryable(status: u16) -> bool {
     status == 408 || status == 429 || (500..=599).contains(&status)
 }
 
@@ -248,7 +248,7 @@ fn is_spend_limit(body: &[u8]) -> bool {
 
 /// The wait a reply asks for: `retry-after-ms` (milliseconds), else `retry-after` in seconds or
 /// as an HTTP-date. Unreadable values are ignored (backoff applies).
-fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         if let Ok(d) = Duration::try_from_secs_f64(ms / 1000.0) {
@@ -264,7 +264,7 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 }
 
 /// Full jitter: uniform in `[0, min(max_delay, base_delay × 2^(retry − 1))]`.
-fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
+pub(crate) fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
     let factor = 2u32.saturating_pow(retry.saturating_sub(1));
     let cap = policy.base_delay.saturating_mul(factor).min(policy.max_delay);
     let cap_us = u64::try_from(cap.as_micros()).unwrap_or(u64::MAX);
@@ -272,7 +272,7 @@ fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
 }
 
 /// The error and its causes on one line (reqwest's own Display stops at the outermost).
-fn error_chain(e: &reqwest::Error) -> String {
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
     let mut out = if e.is_timeout() { "timed out".to_owned() } else { e.to_string() };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -284,7 +284,7 @@ fn error_chain(e: &reqwest::Error) -> String {
 }
 
 /// Removes the key from a message, in case a server or proxy echoes it back.
-fn redact(message: &str, secret: &Secret) -> String {
+pub(crate) fn redact(message: &str, secret: &Secret) -> String {
     let key = secret.expose();
     if key.is_empty() { message.to_owned() } else { message.replace(key, "***") }
 }
