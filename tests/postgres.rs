@@ -140,6 +140,7 @@ async fn two_replicas_do_every_job_exactly_once() {
     for n in 1..=PRS {
         assert_eq!(h.checks(&head(n), DEMO).len(), 1, "PR {n}: one check run");
         assert_eq!(h.checks(&head(n), "evalgate/pre-registration").len(), 1, "PR {n}");
+        assert_eq!(h.github.comments(REPO, n).len(), 1, "PR {n}: one sticky comment, whichever replica wrote it");
     }
     assert_eq!(count(&url, "SELECT COUNT(*) FROM jobs WHERE kind = 'gate'").await, PRS as i64);
     assert_eq!(count(&url, "SELECT COUNT(*) FROM jobs WHERE state <> 'done'").await, 0);

@@ -47,37 +47,73 @@ pub async fn update(ctx: &Ctx, gh: &Installation, repo: &str, number: u64) -> Re
     let lock = ctx.comment_lock(repo, number);
     let _guard = lock.lock().await;
     let Some(pr) = ctx.store.pr(repo, number).await? else { return Ok(()) };
-    let runs = ctx.store.gate_runs_at(repo, number, &pr.head_sha).await?;
-    if runs.is_empty() {
-        return Ok(());
-    }
-    let rows: Vec<Value> = runs.iter().map(|r| row(ctx, r)).collect();
-    let head = pr.head_sha.get(..12).unwrap_or(&pr.head_sha);
-    let body = ctx
-        .templates
-        .markdown("pr-comment", &json!({ "rows": rows, "head": head }))
-        .map_err(|e| JobError::Fatal(format!("{e:#}")))?;
-    let body = fit(&body, MAX_COMMENT, None);
-    if let Some(id) = pr.comment_id {
+    let Some(body) = render(ctx, repo, number, &pr.head_sha).await? else { return Ok(()) };
+    if let Some(id) = pr.comment_id.filter(|id| *id > 0) {
         match gh.update_comment(repo, id as u64, &body).await {
             Ok(()) => return Ok(()),
             // Deleted by someone: post it again below.
-            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {}
+            Err(e) if e.status() == Some(http::StatusCode::NOT_FOUND) => {
+                ctx.store.release_comment_id(repo, number).await?;
+            }
             Err(e) => return Err(e.into()),
         }
     }
+    if !ctx.store.claim_comment(repo, number).await? {
+        // Another worker (maybe on another replica) is posting it: edit its comment instead.
+        for _ in 0..CLAIM_WAITS {
+            tokio::time::sleep(CLAIM_WAIT).await;
+            if let Some(id) = ctx.store.pr(repo, number).await?.and_then(|p| p.comment_id).filter(|id| *id > 0) {
+                // Rendered again: the state may have moved while waiting.
+                let body = render(ctx, repo, number, &pr.head_sha).await?.unwrap_or(body);
+                gh.update_comment(repo, id as u64, &body).await?;
+                return Ok(());
+            }
+        }
+        // That worker died mid-post: adopt what it posted, or post it.
+    }
+    match post(gh, repo, number, &body).await {
+        Ok(id) => {
+            ctx.store.set_comment_id(repo, number, id).await?;
+            Ok(())
+        }
+        Err(e) => {
+            ctx.store.release_comment(repo, number).await?;
+            Err(e)
+        }
+    }
+}
+
+/// The comment's text from the runs at `head`, or `None` when there are none yet.
+async fn render(ctx: &Ctx, repo: &str, number: u64, head: &str) -> Result<Option<String>, JobError> {
+    let runs = ctx.store.gate_runs_at(repo, number, head).await?;
+    if runs.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<Value> = runs.iter().map(|r| row(ctx, r)).collect();
+    let short = head.get(..12).unwrap_or(head);
+    let body = ctx
+        .templates
+        .markdown("pr-comment", &json!({ "rows": rows, "head": short }))
+        .map_err(|e| JobError::Fatal(format!("{e:#}")))?;
+    Ok(Some(fit(&body, MAX_COMMENT, None)))
+}
+
+/// How long a worker waits for another one posting the sticky comment.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+const CLAIM_WAITS: usize = 40;
+
+/// Edits evalgate's existing comment (found by its marker) or posts a new one.
+async fn post(gh: &Installation, repo: &str, number: u64, body: &str) -> Result<u64, JobError> {
     let existing = gh
         .comments(repo, number)
         .await?
         .into_iter()
         .find(|c| c.user.kind == "Bot" && c.body.as_deref().is_some_and(|b| b.starts_with(MARKER)));
-    let id = match existing {
+    Ok(match existing {
         Some(c) => {
-            gh.update_comment(repo, c.id, &body).await?;
+            gh.update_comment(repo, c.id, body).await?;
             c.id
         }
-        None => gh.create_comment(repo, number, &body).await?,
-    };
-    ctx.store.set_comment_id(repo, number, id).await?;
-    Ok(())
+        None => gh.create_comment(repo, number, body).await?,
+    })
 }

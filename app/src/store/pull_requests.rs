@@ -102,6 +102,40 @@ impl Store {
         Ok(frozen.unwrap_or_else(|| thresholds.to_owned()))
     }
 
+    /// Claims the posting of the pull request's sticky comment (`comment_id` 0 marks it being
+    /// posted): true for exactly one caller, whatever the replicas.
+    pub async fn claim_comment(&self, repo: &str, number: u64) -> Result<bool, sqlx::Error> {
+        let n = sqlx::query(
+            "UPDATE pull_requests SET comment_id = 0 WHERE repo = $1 AND number = $2 AND comment_id IS NULL",
+        )
+        .bind(repo)
+        .bind(number as i64)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Forgets a comment that was deleted on GitHub, so it is posted again.
+    pub async fn release_comment_id(&self, repo: &str, number: u64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE pull_requests SET comment_id = NULL WHERE repo = $1 AND number = $2")
+            .bind(repo)
+            .bind(number as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives the claim back after a failed post, so the next attempt can make it.
+    pub async fn release_comment(&self, repo: &str, number: u64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE pull_requests SET comment_id = NULL WHERE repo = $1 AND number = $2 AND comment_id = 0")
+            .bind(repo)
+            .bind(number as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_comment_id(&self, repo: &str, number: u64, comment_id: u64) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE pull_requests SET comment_id = $1 WHERE repo = $2 AND number = $3")
             .bind(comment_id as i64)
@@ -110,5 +144,25 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn one_worker_claims_the_sticky_comment_until_it_is_posted_or_released() {
+        for t in crate::store::testing::stores("comment_claim").await {
+            let s = &t.store;
+            s.upsert_pr("o/r", 1, 7, "head", "base", false).await.expect("upsert");
+            let other = s.clone(); // a second replica's handle on the same database
+            let (a, b) = tokio::join!(s.claim_comment("o/r", 1), other.claim_comment("o/r", 1));
+            assert!(a.expect("claim") ^ b.expect("claim"), "exactly one claims it");
+            s.release_comment("o/r", 1).await.expect("release");
+            assert!(s.claim_comment("o/r", 1).await.expect("claim"), "a released claim can be taken again");
+            s.set_comment_id("o/r", 1, 99).await.expect("set");
+            assert!(!s.claim_comment("o/r", 1).await.expect("claim"), "a posted comment is not claimed");
+            assert_eq!(s.pr("o/r", 1).await.expect("pr").and_then(|p| p.comment_id), Some(99));
+            t.done().await;
+        }
     }
 }
