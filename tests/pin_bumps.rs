@@ -48,7 +48,7 @@ fn models(h: &Harness, extra: &[(&str, i64)]) {
     h.provider.set_models_page_size(Api::Anthropic, 2);
 }
 
-async fn run_pins(h: &Harness, server_url: &str) {
+async fn run_pins(server_url: &str) {
     let resp = reqwest::Client::new()
         .post(format!("{server_url}/api/pins/run"))
         .header("authorization", format!("Bearer {ADMIN}"))
@@ -56,7 +56,6 @@ async fn run_pins(h: &Harness, server_url: &str) {
         .await
         .expect("POST /api/pins/run");
     assert_eq!(resp.status().as_u16(), 202);
-    let _ = h;
 }
 
 /// Waits until the pins job queued last has finished (the queue is empty again).
@@ -83,7 +82,7 @@ fn bundle_at(h: &Harness, sha: &str) -> String {
 async fn a_lagging_pin_gets_one_pr_with_only_the_id_changed() {
     let (h, files) = installed().await;
     models(&h, &[("claude-sonnet-4-5-20260301", 270)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     let pr = h.until("a bump PR is opened", |_| bumps(&h).pop()).await;
     assert_eq!(pr.base_ref, "main");
     assert!(pr.title.contains(PINNED) && pr.title.contains("claude-sonnet-4-5-20260301"), "{}", pr.title);
@@ -110,7 +109,7 @@ async fn a_lagging_pin_gets_one_pr_with_only_the_id_changed() {
     assert_eq!(gate.conclusion.as_deref(), Some("success"), "{}", gate.summary);
 
     // The same run again: still the one PR, untouched.
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     settled(&h).await;
     let again = bumps(&h);
     assert_eq!(again.len(), 1, "{again:?}");
@@ -121,10 +120,10 @@ async fn a_lagging_pin_gets_one_pr_with_only_the_id_changed() {
 async fn a_newer_snapshot_updates_the_same_pr_in_place() {
     let (h, _) = installed().await;
     models(&h, &[("claude-sonnet-4-5-20260301", 270)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     let first = h.until("a bump PR is opened", |_| bumps(&h).pop()).await;
     models(&h, &[("claude-sonnet-4-5-20260301", 270), ("claude-sonnet-4-5-20261001", 60)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     let updated = h
         .until("the PR proposes the newer snapshot", |_| bumps(&h).pop().filter(|p| p.title.contains("20261001")))
         .await;
@@ -138,13 +137,13 @@ async fn a_newer_snapshot_updates_the_same_pr_in_place() {
 async fn a_branch_a_person_pushed_to_is_left_alone() {
     let (h, _) = installed().await;
     models(&h, &[("claude-sonnet-4-5-20260301", 270)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     h.until("a bump PR is opened", |_| bumps(&h).pop()).await;
     let mut change = BTreeMap::new();
     change.insert("agent/NOTES.md".to_owned(), b"tuned by hand\n".to_vec());
     let human = h.github.human_push(REPO, BRANCH, change);
     models(&h, &[("claude-sonnet-4-5-20260301", 270), ("claude-sonnet-4-5-20261001", 60)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     settled(&h).await;
     assert_eq!(
         h.github.branch_head(REPO, BRANCH).as_deref(),
@@ -158,17 +157,17 @@ async fn a_branch_a_person_pushed_to_is_left_alone() {
 async fn a_pr_closed_unmerged_skips_its_snapshot_until_a_newer_one() {
     let (h, _) = installed().await;
     models(&h, &[("claude-sonnet-4-5-20260301", 270)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     let first = h.until("a bump PR is opened", |_| bumps(&h).pop()).await;
     h.github.close_pull(REPO, first.number, false);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     settled(&h).await;
     let all = bumps(&h);
     assert_eq!(all.len(), 1, "not reopened for the skipped snapshot: {all:?}");
     assert_eq!(all[0].state, "closed");
 
     models(&h, &[("claude-sonnet-4-5-20260301", 270), ("claude-sonnet-4-5-20261001", 60)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     let second =
         h.until("a new PR for the newer snapshot", |_| bumps(&h).into_iter().find(|p| p.state == "open")).await;
     assert_ne!(second.number, first.number);
@@ -179,7 +178,7 @@ async fn a_pr_closed_unmerged_skips_its_snapshot_until_a_newer_one() {
 async fn snapshots_in_their_soak_period_or_marked_preview_are_not_proposed() {
     let (h, _) = installed().await;
     models(&h, &[("claude-sonnet-4-5-20261128", 3), ("claude-sonnet-4-5-preview-20261001", 60)]);
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     settled(&h).await;
     assert!(bumps(&h).is_empty(), "{:?}", bumps(&h));
     assert!(h.provider.model_list_requests().iter().any(|(api, _)| *api == Api::Anthropic), "the list was read");
@@ -196,17 +195,16 @@ async fn snapshots_in_their_soak_period_or_marked_preview_are_not_proposed() {
 
 #[tokio::test]
 async fn two_replicas_triggered_at_once_open_one_pr() {
-    let (mut h, _) = installed().await;
+    let (h, _) = installed().await;
     models(&h, &[("claude-sonnet-4-5-20260301", 270)]);
     let second = h.spawn_replica().await;
     let (a, b) = (h.server.url.clone(), second.url.clone());
-    tokio::join!(run_pins(&h, &a), run_pins(&h, &b));
+    tokio::join!(run_pins(&a), run_pins(&b));
     h.until("a bump PR is opened", |_| bumps(&h).pop()).await;
     settled(&h).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(bumps(&h).len(), 1, "{:?}", bumps(&h));
     drop(second);
-    let _ = &mut h;
 }
 
 #[tokio::test]
@@ -292,6 +290,6 @@ async fn the_daily_run_proposes_nothing_that_is_not_urgent() {
     openai_models(&h, None);
     fire_daily(&h).await;
     assert!(bumps(&h).is_empty(), "bumps wait for the weekly schedule: {:?}", bumps(&h));
-    run_pins(&h, &h.server.url).await;
+    run_pins(&h.server.url).await;
     h.until("the weekly run proposes it", |_| bumps(&h).pop()).await;
 }

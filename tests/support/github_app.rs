@@ -225,9 +225,26 @@ impl Harness {
 
     /// A raw request to the webhook endpoint: (status, body).
     pub async fn send(&self, delivery_id: &str, event: &str, body: &[u8], signature: Option<&str>) -> (u16, String) {
+        self.send_to(&self.server.url, delivery_id, event, body, signature).await
+    }
+
+    /// A signed delivery to the server (or replica) at `base_url`; returns the status code.
+    pub async fn deliver_to(&self, base_url: &str, delivery_id: &str, event: &str, payload: &Value) -> u16 {
+        let body = serde_json::to_vec(payload).expect("json");
+        self.send_to(base_url, delivery_id, event, &body, Some(&sign(SECRET, &body))).await.0
+    }
+
+    async fn send_to(
+        &self,
+        base_url: &str,
+        delivery_id: &str,
+        event: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> (u16, String) {
         let mut req = self
             .http
-            .post(format!("{}/webhooks/github", self.server.url))
+            .post(format!("{base_url}/webhooks/github"))
             .header("x-github-event", event)
             .header("x-github-delivery", delivery_id)
             .header("content-type", "application/json")

@@ -116,7 +116,7 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
     let total = evaluate::total_runs(&base, &head);
     let done = Arc::new(AtomicU64::new(0));
     let ticker = {
-        let (gh, done, repo, ctx) = (gh.clone(), done.clone(), repo.to_owned(), ctx.clone());
+        let (gh, done, repo) = (gh.clone(), done.clone(), repo.to_owned());
         let details = details.clone();
         tokio::spawn(async move {
             let mut shown = u64::MAX;
@@ -132,7 +132,6 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
                         tracing::warn!(error = %e, "progress update failed");
                     }
                 }
-                let _ = &ctx;
             }
         })
     };

@@ -153,7 +153,7 @@ pub async fn gave_up(ctx: &Arc<Ctx>, job: &Job, error: &str) {
 async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
     match event {
         Event::PullRequest { installation, repo, number, .. } => {
-            pr::sync(ctx, installation, repo.as_str(), number, pr::Trigger::PullRequest).await
+            pr::sync(ctx, installation, repo.as_str(), number).await
         }
         Event::CheckRun {
             installation,

@@ -18,11 +18,6 @@ use evaluators::preregistration::{self, PreRegistration, Problem};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    PullRequest,
-}
-
 /// The pull requests a check payload is about: GitHub lists them, except for forks, whose
 /// head evalgate looks up in its own map.
 pub async fn numbers_for(ctx: &Ctx, repo: &str, head_sha: &str, listed: &[u64]) -> Result<Vec<u64>, JobError> {
@@ -50,13 +45,7 @@ pub fn parse_thresholds(s: &str) -> Vec<(Key, f64)> {
         .collect()
 }
 
-pub async fn sync(
-    ctx: &Arc<Ctx>,
-    installation: u64,
-    repo: &str,
-    number: u64,
-    _trigger: Trigger,
-) -> Result<(), JobError> {
+pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) -> Result<(), JobError> {
     let gh = ctx.github.installation(installation)?;
     let pr = gh.pull_request(repo, number).await?;
     if pr.state != "open" {
@@ -107,9 +96,8 @@ pub async fn sync(
     }
     post_golden_set(ctx, &gh, repo, number, &head, &sides).await?;
 
-    for (t, _, h) in &sides {
+    for (t, _, _) in &sides {
         let Some(manifest) = &t.head else { continue }; // removed: nothing left to evaluate
-        let _ = h;
         let state = if prereg.is_err() {
             RunState::AwaitingPreRegistration
         } else if fork {
@@ -178,11 +166,8 @@ async fn start(
     };
     match ctx.store.check_run_id(repo, head, &name).await? {
         Some(id) if state != RunState::Queued => checks::update(gh, repo, id, &body).await?,
-        // Queued after a wait or a re-run: a fresh check run, as GitHub expects for re-runs.
-        Some(_) => {
-            checks::create(ctx, gh, repo, head, &name, body).await?;
-        }
-        None => {
+        // New, or queued after a wait or a re-run: a fresh check run, as GitHub expects.
+        _ => {
             checks::create(ctx, gh, repo, head, &name, body).await?;
         }
     }
@@ -439,7 +424,7 @@ pub async fn rerun(
 ) -> Result<(), JobError> {
     let gh = ctx.github.installation(installation)?;
     let Some(pr) = ctx.store.pr(repo, number).await? else {
-        return sync(ctx, installation, repo, number, Trigger::PullRequest).await;
+        return sync(ctx, installation, repo, number).await;
     };
     if pr.head_sha != head_sha {
         tracing::info!("re-run of an old head ignored");
@@ -449,7 +434,7 @@ pub async fn rerun(
     let wanted: Vec<_> = runs.iter().filter(|r| name.is_none_or(|n| n == bundle_check(&r.bundle))).collect();
     if wanted.is_empty() {
         // The pre-registration or golden-set check, or a suite: look at the pull request again.
-        return sync(ctx, installation, repo, number, Trigger::PullRequest).await;
+        return sync(ctx, installation, repo, number).await;
     }
     for run in wanted {
         if !(run.state.is_final() || run.state == RunState::AwaitingApproval) {

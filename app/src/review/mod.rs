@@ -197,7 +197,7 @@ async fn accept_thresholds(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, h
     react(gh, c, "+1").await?;
     // The pre-registration check shows the accepted thresholds; the gates run again under them
     // (from the result cache: the inputs did not change).
-    pr::sync(ctx, c.installation, c.repo, c.number, pr::Trigger::PullRequest).await?;
+    pr::sync(ctx, c.installation, c.repo, c.number).await?;
     pr::rerun(ctx, c.installation, c.repo, c.number, head, None).await
 }
 

@@ -41,8 +41,8 @@ async fn intake(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(event_name) = header(&headers, "x-github-event").filter(|e| !e.is_empty() && e.len() <= 64) else {
         return answer(StatusCode::BAD_REQUEST, "missing X-GitHub-Event header");
     };
-    let event = match webhook::parse_event(event_name, &body) {
-        Ok(e) => e,
+    let (action, event) = match webhook::parse_delivery(event_name, &body) {
+        Ok(parsed) => parsed,
         Err(e) => {
             tracing::warn!(error = %e, "malformed payload");
             m.webhook(event_name, "malformed");
@@ -56,10 +56,6 @@ async fn intake(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
     let Ok(text) = std::str::from_utf8(&body) else {
         return answer(StatusCode::BAD_REQUEST, "the payload is not UTF-8");
     };
-    let action = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_owned))
-        .unwrap_or_default();
     match app.ctx.store.take_delivery(delivery, event_name, &action, text, event.needs_work()).await {
         Ok(Intake::Stored) => {
             m.inc(&m.deliveries_accepted);

@@ -162,21 +162,24 @@ impl Store {
 
     /// The runs of one pull request at one head, by bundle name.
     pub async fn gate_runs_at(&self, repo: &str, pr: u64, head_sha: &str) -> Result<Vec<GateRun>, sqlx::Error> {
-        sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 ORDER BY bundle"
-        ))
-        .bind(repo)
-        .bind(pr as i64)
-        .bind(head_sha)
-        .fetch_all(&self.pool)
-        .await
-        .map(|rows| rows.into_iter().map(from_row).collect())
+        self.runs_of_pr("head_sha = $3 ORDER BY bundle", repo, pr, head_sha).await
     }
 
     /// Runs of the pull request at other heads that are not finished: a newer push cancels them.
     pub async fn open_runs_not_at(&self, repo: &str, pr: u64, head_sha: &str) -> Result<Vec<GateRun>, sqlx::Error> {
+        self.runs_of_pr("head_sha <> $3 AND state NOT IN ('completed', 'cancelled')", repo, pr, head_sha).await
+    }
+
+    /// Runs of one pull request that also meet `condition` (on `$3`, the head).
+    async fn runs_of_pr(
+        &self,
+        condition: &str,
+        repo: &str,
+        pr: u64,
+        head_sha: &str,
+    ) -> Result<Vec<GateRun>, sqlx::Error> {
         sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND pr_number = $2 AND head_sha <> $3 AND state NOT IN ('completed', 'cancelled')"
+            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND pr_number = $2 AND {condition}"
         ))
         .bind(repo)
         .bind(pr as i64)

@@ -269,8 +269,19 @@ fn no_installation() -> Result<Event, PayloadError> {
 
 /// Reads a delivery of `event` (the `X-GitHub-Event` header).
 pub fn parse_event(event: &str, body: &[u8]) -> Result<Event, PayloadError> {
+    parse_delivery(event, body).map(|(_, e)| e)
+}
+
+/// Reads a delivery: its `action` (empty when it has none) and the event.
+pub fn parse_delivery(event: &str, body: &[u8]) -> Result<(String, Event), PayloadError> {
     let head: Head = decode(event, body)?;
     let action = head.action.unwrap_or_default();
+    let parsed = parse_action(event, &action, body)?;
+    Ok((action, parsed))
+}
+
+fn parse_action(event: &str, action: &str, body: &[u8]) -> Result<Event, PayloadError> {
+    let action = action.to_owned();
     let ignored = || Ok(Event::Ignored(format!("{event}.{action} is not handled")));
     match event {
         "ping" => Ok(Event::Ping),

@@ -5,4 +5,4 @@
 pub mod events;
 pub mod signature;
 
-pub use events::{Event, parse_event};
+pub use events::{Event, parse_delivery, parse_event};
