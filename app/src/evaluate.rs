@@ -1,5 +1,6 @@
-//! One gate evaluation, the same on a pull request and under `evalgate eval`: both sides on the
-//! base's pinned golden set, under the base's budget and the thresholds in force, into a report.
+//! One gate evaluation, the same on a pull request and under `evalgate eval`: both sides
+//! measured by the base's instrument (golden set and pin, gate, samples, budget, judge), into
+//! a report. A bundle the pull request adds is evaluated on head alone, on its own instrument.
 
 use evaluators::bundle::Bundle;
 use evaluators::engine::Engine;
@@ -7,9 +8,10 @@ use evaluators::engine::budget::Budget;
 use evaluators::engine::cache::ResultCache;
 use evaluators::engine::caller::Caller;
 use evaluators::gate::Thresholds;
+use evaluators::instrument;
 use evaluators::pricing::PriceTable;
 use evaluators::provider::ModelClient;
-use evaluators::report::{self, Report};
+use evaluators::report::{self, Report, Runs};
 use evaluators::workspace::LoadedBundle;
 use std::sync::Arc;
 
@@ -21,55 +23,108 @@ pub struct Setup {
     pub concurrency: usize,
 }
 
+/// What is run: the base's bundle (none for a bundle the pull request adds) and the head's.
+#[derive(Clone, Copy)]
+pub struct Pair<'a> {
+    pub base: Option<&'a LoadedBundle>,
+    pub head: &'a LoadedBundle,
+}
+
+impl<'a> Pair<'a> {
+    /// The side whose instrument measures both: the base's, or the head's own when new.
+    pub fn instrument(&self) -> &'a LoadedBundle {
+        self.base.unwrap_or(self.head)
+    }
+
+    /// Whether the pull request changes the judge (then head's judge grades head's
+    /// transcripts too, beside the instrument's).
+    pub fn judge_changed(&self) -> bool {
+        self.base.is_some_and(|b| instrument::judge_changed(&b.bundle.eval, &self.head.bundle.eval))
+    }
+}
+
 /// Case runs the evaluation will make (the progress bar's and the check run's total).
-pub fn total_runs(base: &LoadedBundle, head: &LoadedBundle) -> u64 {
-    base.golden.cases.len() as u64 * u64::from(base.bundle.eval.samples + head.bundle.eval.samples)
+pub fn total_runs(pair: Pair<'_>) -> u64 {
+    let inst = pair.instrument();
+    let per_side = inst.golden.cases.len() as u64 * u64::from(inst.bundle.eval.samples);
+    let sides = 1 + u64::from(pair.base.is_some()) + u64::from(pair.judge_changed());
+    per_side * sides
 }
 
 /// Runs both sides and builds the report. `progress` is called once per finished case run.
 pub async fn evaluate(
     setup: Setup,
-    base: &LoadedBundle,
-    head: &LoadedBundle,
+    pair: Pair<'_>,
     thresholds: &Thresholds,
     progress: impl Fn() + Send + Sync + 'static,
 ) -> (Report, Engine) {
-    let b = &base.bundle;
-    let budget = Budget::new(b.eval.budget.max_usd, b.eval.budget.max_tokens);
+    let inst = pair.instrument();
+    let budget = Budget::new(inst.bundle.eval.budget.max_usd, inst.bundle.eval.budget.max_tokens);
     let caller = Caller::new(setup.client, budget, setup.prices, setup.concurrency);
     let engine = Engine::new(caller, setup.cache).on_progress(progress);
-    // The golden set is the base's: the pin a pull request cannot move by itself.
-    let golden = &base.golden;
-    let (base_run, head_run) = engine.run(&base.bundle, &head.bundle, golden).await;
-    let incomplete = engine.caller().stopped().map(|e| e.to_string());
+    // The golden set is the instrument's: the pin a pull request cannot move by itself.
+    let golden = &inst.golden;
+    let head = instrument::measured(&pair.head.bundle, &inst.bundle);
+    let regraded =
+        pair.judge_changed().then(|| instrument::regraded(&head, pair.head.bundle.eval.judge.as_ref()));
+    let base_side = async {
+        match pair.base {
+            Some(b) => Some(engine.side(&b.bundle, golden).await),
+            None => None,
+        }
+    };
+    let regraded_side = async {
+        match &regraded {
+            Some(r) => Some(engine.side(r, golden).await),
+            None => None,
+        }
+    };
+    let (base_run, head_run, head_regraded) = tokio::join!(base_side, engine.side(&head, golden), regraded_side);
     let cx = report::Context {
-        base: &base.bundle,
-        head: &head.bundle,
+        base: pair.base.map(|b| &b.bundle),
+        head: &pair.head.bundle,
+        instrument: &inst.bundle,
         golden,
         thresholds,
         calls: engine.counts(),
-        incomplete,
+        stopped: engine.caller().stopped().map(|e| e.to_string()),
     };
-    (report::build(&cx, base_run, head_run), engine)
+    (report::build(&cx, Runs { base: base_run, head: head_run, head_regraded }), engine)
 }
 
-/// A spending cap or cost gate in dollars cannot be enforced without prices.
-pub fn require_prices(prices: &PriceTable, b: &Bundle) -> Result<(), String> {
-    let needs = b.eval.budget.max_usd.is_some() || b.eval.gate.max_cost_increase.is_some();
+/// A spending cap or cost gate in dollars cannot be enforced without prices: the instrument's
+/// budget and cost gate, over every snapshot the evaluation calls.
+pub fn require_prices(prices: &PriceTable, pair: Pair<'_>) -> Result<(), String> {
+    let inst = &pair.instrument().bundle;
+    let needs = inst.eval.budget.max_usd.is_some() || inst.eval.gate.max_cost_increase.is_some();
     if !needs {
         return Ok(());
     }
-    let mut snapshots = vec![&b.model.snapshot];
-    if let Some(j) = &b.eval.judge {
-        snapshots.push(&j.snapshot);
-    }
-    for s in snapshots {
+    for s in snapshots(pair) {
         if prices.price(s).is_none() {
             return Err(format!(
                 "no price for {s}, and bundle {} sets a budget in USD or a cost gate: add it under `prices:` in .evalgate.yml",
-                b.name
+                inst.name
             ));
         }
     }
     Ok(())
+}
+
+/// Every snapshot an evaluation calls: each side's agent, the instrument's judge, and the
+/// head's judge when it changed.
+pub fn snapshots<'a>(pair: Pair<'a>) -> Vec<&'a evaluators::snapshot::Snapshot> {
+    let mut out: Vec<&Bundle> = pair.base.map(|b| &b.bundle).into_iter().collect();
+    out.push(&pair.head.bundle);
+    let mut snaps: Vec<&evaluators::snapshot::Snapshot> = out.iter().map(|b| &b.model.snapshot).collect();
+    if let Some(j) = &pair.instrument().bundle.eval.judge {
+        snaps.push(&j.snapshot);
+    }
+    if pair.judge_changed() {
+        if let Some(j) = &pair.head.bundle.eval.judge {
+            snaps.push(&j.snapshot);
+        }
+    }
+    snaps.dedup();
+    snaps
 }

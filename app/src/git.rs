@@ -107,6 +107,24 @@ pub fn default_base(root: &Path) -> anyhow::Result<String> {
     )
 }
 
+/// The path `manifest` had at `rev` when the change since then moved it there (git's rename
+/// detection between `rev` and the working tree), if it did.
+pub fn renamed_from(root: &Path, rev: &str, manifest: &RepoPath) -> anyhow::Result<Option<RepoPath>> {
+    let out = git(root, &["diff", "--name-status", "--find-renames", "-z", rev, "--"])?;
+    let mut fields = out.split('\0');
+    while let Some(status) = fields.next() {
+        if status.starts_with('R') || status.starts_with('C') {
+            let (Some(old), Some(new)) = (fields.next(), fields.next()) else { break };
+            if status.starts_with('R') && new == manifest.as_str() {
+                return Ok(RepoPath::parse(old).ok());
+            }
+        } else if fields.next().is_none() {
+            break;
+        }
+    }
+    Ok(None)
+}
+
 fn git(root: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("git").arg("-C").arg(root).args(args).output().context("running git (is it installed?)")?;
     if !out.status.success() {

@@ -8,7 +8,7 @@ use evaluators::engine::estimate::Estimate;
 use evaluators::engine::{CaseRun, Verdict};
 use evaluators::gate::{self, Key};
 use evaluators::golden::GoldenSet;
-use evaluators::report::{Change, Report, SideSummary};
+use evaluators::report::{AgreementInfo, Change, Comparison, JudgeInfo, Report, SideSummary};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -54,13 +54,14 @@ pub fn junit(r: &Report) -> anyhow::Result<String> {
             Verdict::Pass => TestCaseStatus::success(),
             Verdict::Fail => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                let what = if c.change == Change::Regression { "regressed: " } else { "" };
+                let what = if c.change.is_regression() { "regressed: " } else { "" };
                 s.set_message(format!("{what}{}", why_failed(&c.head)));
                 s
             }
             Verdict::JudgeError | Verdict::Error => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                s.set_message(why_failed(&c.head));
+                let what = if c.change.is_regression() { "regressed: " } else { "" };
+                s.set_message(format!("{what}{}", why_failed(&c.head)));
                 s
             }
         };
@@ -112,7 +113,7 @@ pub fn why_failed(run: &CaseRun) -> String {
     if why.is_empty() { "no check failed".to_owned() } else { why.join("; ") }
 }
 
-fn side_view(s: &SideSummary, agreement: Option<&evaluators::report::AgreementInfo>) -> Value {
+fn side_view(s: &SideSummary, agreement: Option<&AgreementInfo>) -> Value {
     json!({
         "hash": s.bundle_sha256.short(),
         "version": s.version,
@@ -123,12 +124,45 @@ fn side_view(s: &SideSummary, agreement: Option<&evaluators::report::AgreementIn
         "cases": s.cases,
         "errors": s.errors,
         "judge_errors": s.judge_errors,
+        "judge_error_rate": gate::pct(s.judge_error_rate),
         "cost_per_case": s.cost_per_case_usd.map(|c| format!("${c:.4}")).unwrap_or_else(|| "unknown (no price)".into()),
         "p95": s.p95_latency_ms.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "n/a".into()),
         "tokens_in": s.tokens_in,
         "tokens_out": s.tokens_out,
-        "agreement": agreement.map(|a| format!("{:.1}% on {} labelled, κ {}", a.percent, a.cases, a.kappa.map(|k| format!("{k:.2}")).unwrap_or_else(|| "n/a".into()))).unwrap_or_else(|| "n/a".into()),
+        "agreement": agreement_text(agreement),
     })
+}
+
+/// "91.7% on 24 labelled, κ 0.81, true-pass 94.1%, true-fail 85.7%", or "n/a".
+pub fn agreement_text(a: Option<&AgreementInfo>) -> String {
+    let Some(a) = a else { return "n/a".into() };
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "n/a".into());
+    format!(
+        "{:.1}% on {} labelled, κ {}, true-pass {}, true-fail {}",
+        a.percent,
+        a.cases,
+        opt(a.kappa, &|k| format!("{k:.2}")),
+        opt(a.true_pass_rate, &gate::pct),
+        opt(a.true_fail_rate, &gate::pct),
+    )
+}
+
+/// A side that is not there (a new bundle's base): every cell "–".
+fn no_side() -> Value {
+    let dash = "–";
+    json!({ "hash": dash, "version": "none", "snapshot": dash, "pass_rate": dash, "ci": "", "passed": dash, "cases": dash,
+        "errors": dash, "judge_errors": dash, "judge_error_rate": dash, "cost_per_case": dash, "p95": dash,
+        "tokens_in": dash, "tokens_out": dash, "agreement": dash })
+}
+
+/// A rate that a head-only evaluation does not have.
+fn rate_text(v: Option<f64>) -> String {
+    v.map(gate::pct).unwrap_or_else(|| "n/a".into())
+}
+
+fn judge_text(j: Option<&JudgeInfo>) -> String {
+    j.map(|j| format!("{} ({} votes, `{}`)", j.snapshot, j.samples, j.identity_sha256.short()))
+        .unwrap_or_else(|| "none".into())
 }
 
 fn view(r: &Report) -> Value {
@@ -136,8 +170,11 @@ fn view(r: &Report) -> Value {
     let regressions: Vec<Value> = r
         .cases
         .iter()
-        .filter(|c| c.change == Change::Regression)
-        .map(|c| json!({"id": c.id, "tags": tags(&c.tags), "why": why_failed(&c.head)}))
+        .filter(|c| c.change.is_regression())
+        .map(|c| {
+            let judge_error = if c.change == Change::RegressionJudgeError { " (judge error)" } else { "" };
+            json!({"id": c.id, "tags": tags(&c.tags), "why": format!("regression{judge_error}: {}", why_failed(&c.head))})
+        })
         .collect();
     let fixes: Vec<Value> = r
         .cases
@@ -149,8 +186,9 @@ fn view(r: &Report) -> Value {
         .cases
         .iter()
         .flat_map(|c| {
-            [("base", &c.base), ("head", &c.head)]
+            [("base", c.base.as_ref()), ("head", Some(&c.head))]
                 .into_iter()
+                .filter_map(|(side, run)| Some((side, run?)))
                 .filter(|(_, run)| matches!(run.verdict, Verdict::Error | Verdict::JudgeError))
                 .map(|(side, run)| json!({"id": c.id, "side": side, "why": why_failed(run)}))
                 .collect::<Vec<_>>()
@@ -164,44 +202,43 @@ fn view(r: &Report) -> Value {
             )
         })
         .collect();
-    let judge = match (&r.judge.base, &r.judge.head) {
-        (Some(b), Some(h)) if b.identity_sha256 == h.identity_sha256 => {
-            format!("{} (`{}`)", h.snapshot, h.identity_sha256.short())
-        }
-        (Some(b), Some(h)) => format!(
-            "base {} (`{}`), head {} (`{}`)",
-            b.snapshot,
-            b.identity_sha256.short(),
-            h.snapshot,
-            h.identity_sha256.short()
-        ),
-        (None, Some(h)) => format!("{} (`{}`)", h.snapshot, h.identity_sha256.short()),
-        (Some(b), None) => format!("base {} (`{}`), head none", b.snapshot, b.identity_sha256.short()),
-        (None, None) => "none".to_owned(),
-    };
+    let judge_change = r.judge_change.as_ref().map(|c| {
+        json!({
+            "base": judge_text(c.base.as_ref()),
+            "head": judge_text(c.head.as_ref()),
+            "base_agreement": agreement_text(c.base_agreement.as_ref()),
+            "head_agreement": agreement_text(c.head_agreement.as_ref()),
+            "note": c.note.clone().unwrap_or_default(),
+        })
+    });
     json!({
         "title": r.title(),
         "passed": r.gate.passed,
-        "base": side_view(&r.base, r.agreement.base.as_ref()),
+        "head_only": r.comparison == Comparison::HeadOnly,
+        "base": r.base.as_ref().map(|b| side_view(b, r.agreement.base.as_ref())).unwrap_or_else(no_side),
         "head": side_view(&r.head, r.agreement.head.as_ref()),
-        "regression_rate": gate::pct(r.regression_rate),
-        "fix_rate": gate::pct(r.fix_rate),
-        "mcnemar_p": format!("{:.3}", r.mcnemar_p),
+        "regression_rate": rate_text(r.regression_rate),
+        "fix_rate": rate_text(r.fix_rate),
+        "mcnemar_p": r.mcnemar_p.map(|p| format!("{p:.3}")).unwrap_or_else(|| "n/a".into()),
         "judge_error_rate": gate::pct(r.judge_error_rate),
         "regression_count": r.regressions.len(),
         "fix_count": r.fixes.len(),
         "golden_set": r.golden_set,
         "golden_set_sha256": r.golden_set_sha256.short(),
-        "judge": judge,
-        "incomplete": r.incomplete.clone().unwrap_or_default(),
+        "judge": judge_text(r.judge.as_ref()),
+        "judge_change": judge_change,
+        "incomplete": r.incomplete.as_ref().map(|i| i.to_string()).unwrap_or_default(),
         "resolution_note": r.resolution_note.clone().unwrap_or_default(),
         "reasons": r.gate.reasons,
         "thresholds": thresholds,
         "critical_tags": r.critical_tags.join(", "),
         "ignored": r.thresholds_ignored,
+        "not_applicable": r.thresholds_not_applicable,
         "regressions": regressions,
         "fixes": fixes,
         "flaky": r.flaky,
+        "head_flaky": r.head_flaky,
+        "ungraded_on_base": r.ungraded_on_base,
         "errors": errors,
         "schema_drift": r.schema_drift.iter().map(|d| json!({"case": d.case, "tool": d.tool, "args": d.args.to_string(), "error": d.head_error})).collect::<Vec<_>>(),
         "calls": format!("{} model calls; {} agent runs and {} judge votes from the cache", r.calls.model_calls, r.calls.cached_transcripts, r.calls.cached_votes),
@@ -211,7 +248,11 @@ fn view(r: &Report) -> Value {
 /// The terminal summary: the title, both sides, the rates, and what moved.
 pub fn summary_text(r: &Report) -> String {
     let mut s = format!("evalgate/{}: {}\n", r.bundle, r.title());
-    for (name, side) in [("base", &r.base), ("head", &r.head)] {
+    for (name, side) in [("base", r.base.as_ref()), ("head", Some(&r.head))] {
+        let Some(side) = side else {
+            s.push_str("  base  none: a new bundle, evaluated on head alone\n");
+            continue;
+        };
         let ci =
             side.pass_rate_ci95.map(|[lo, hi]| format!(" [{}, {}]", gate::pct(lo), gate::pct(hi))).unwrap_or_default();
         s.push_str(&format!(
@@ -227,17 +268,32 @@ pub fn summary_text(r: &Report) -> String {
         ));
     }
     s.push_str(&format!(
-        "  regression rate {}  fix rate {}  McNemar p {:.3}  judge error rate {}\n",
-        gate::pct(r.regression_rate),
-        gate::pct(r.fix_rate),
-        r.mcnemar_p,
+        "  regression rate {}  fix rate {}  McNemar p {}  judge error rate {}\n",
+        rate_text(r.regression_rate),
+        rate_text(r.fix_rate),
+        r.mcnemar_p.map(|p| format!("{p:.3}")).unwrap_or_else(|| "n/a".into()),
         gate::pct(r.judge_error_rate)
     ));
     let list = |ids: &[String]| if ids.is_empty() { "none".to_owned() } else { ids.join(", ") };
     s.push_str(&format!("  regressions: {}\n", list(&r.regressions)));
     s.push_str(&format!("  fixes: {}\n", list(&r.fixes)));
     if !r.flaky.is_empty() {
-        s.push_str(&format!("  flaky (not counted): {}\n", list(&r.flaky)));
+        s.push_str(&format!("  flaky on base (not counted): {}\n", list(&r.flaky)));
+    }
+    if !r.head_flaky.is_empty() {
+        s.push_str(&format!("  flaky on head (counted by majority): {}\n", list(&r.head_flaky)));
+    }
+    if !r.ungraded_on_base.is_empty() {
+        s.push_str(&format!("  judge error on base (not counted): {}\n", list(&r.ungraded_on_base)));
+    }
+    if let Some(c) = &r.judge_change {
+        s.push_str(&format!(
+            "  judge changed: base {} agrees {}; head {} agrees {}\n",
+            judge_text(c.base.as_ref()),
+            agreement_text(c.base_agreement.as_ref()),
+            judge_text(c.head.as_ref()),
+            agreement_text(c.head_agreement.as_ref())
+        ));
     }
     if let Some(note) = &r.resolution_note {
         s.push_str(&format!("  note: {note}\n"));

@@ -5,7 +5,7 @@
 //! ignored and the report says so.
 
 use crate::bundle::GateConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -78,7 +78,7 @@ impl fmt::Display for Key {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     Bundle,
@@ -96,7 +96,7 @@ impl fmt::Display for Source {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
     pub value: f64,
     pub source: Source,
@@ -161,42 +161,61 @@ pub fn pct(v: f64) -> String {
     format!("{:.1}%", v * 100.0)
 }
 
-/// What the gate looks at, computed by the engine.
+/// A measure the gate may not be able to compute (no price for a snapshot, no latency): the
+/// reason it cannot is kept, so a threshold on it fails the gate naming why instead of being
+/// skipped.
+pub type Measured<T> = Result<T, String>;
+
+/// What the gate looks at, computed by the report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measures {
+    /// `false` for a bundle the pull request adds: nothing to compare with, so the comparative
+    /// thresholds (regression, fix, cost and latency change) do not apply.
+    pub paired: bool,
     pub regressions: u64,
     pub regression_rate: f64,
     pub fixes: u64,
     pub fix_rate: f64,
     pub base_failing: u64,
     pub head_pass_rate: f64,
-    /// Relative change of mean cost per case; `None` when either side has no price or base costs 0.
-    pub cost_increase: Option<f64>,
-    pub p95_latency_increase_ms: Option<f64>,
+    /// Relative change of mean cost per case (`+inf` when base costs 0 and head does not).
+    pub cost_increase: Measured<f64>,
+    pub p95_latency_increase_ms: Measured<f64>,
+    /// Critical cases that regressed (flaky or not), or in a head-only run, that fail on head.
     pub critical_regressions: Vec<String>,
-    pub judge_error_rate: f64,
+    /// Judge-error rate of each side, each held to [`MAX_JUDGE_ERROR_RATE`] on its own.
+    pub judge_error_rate: Sides<f64>,
     /// Set when the judge changed and its agreement with human labels dropped.
     pub agreement_drop: Option<String>,
     /// Why the run could not finish, if it could not.
     pub incomplete: Option<String>,
 }
 
-/// The judge-error rate above which the gate fails (SPEC: 5%).
+/// One value per side of the comparison. `base` is `None` where there is no base (a bundle
+/// the pull request adds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sides<T> {
+    pub base: Option<T>,
+    pub head: T,
+}
+
+/// The judge-error rate above which the gate fails (SPEC: 5%), on either side.
 pub const MAX_JUDGE_ERROR_RATE: f64 = 0.05;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub passed: bool,
     pub reasons: Vec<String>,
 }
 
-/// Decides. Every breach is a reason; `passed` only when there is none and the run finished.
+/// Decides. Every breach is a reason, and so is every threshold in force that cannot be
+/// computed; `passed` only when there is none and the run finished.
 pub fn decide(t: &Thresholds, m: &Measures) -> Decision {
     let mut reasons = Vec::new();
     if let Some(why) = &m.incomplete {
         reasons.push(format!("evaluation incomplete: {why}"));
     }
-    if let Some(max) = t.get(Key::MaxRegressionRate) {
+    if let (Some(max), true) = (t.get(Key::MaxRegressionRate), m.paired) {
         if m.regression_rate > max {
             reasons.push(format!(
                 "{} regression(s): regression rate {} > {} (max_regression_rate)",
@@ -211,32 +230,63 @@ pub fn decide(t: &Thresholds, m: &Measures) -> Decision {
             reasons.push(format!("pass rate {} < {} (min_pass_rate)", pct(m.head_pass_rate), pct(min)));
         }
     }
-    if let Some(min) = t.get(Key::MinFixRate) {
-        // With no case failing on base there is nothing to fix: the threshold does not apply.
-        if m.base_failing > 0 && m.fix_rate < min {
-            reasons.push(format!("fix rate {} < {} (min_fix_rate)", pct(m.fix_rate), pct(min)));
+    if let (Some(min), true) = (t.get(Key::MinFixRate), m.paired) {
+        if m.fix_rate < min {
+            let why = if m.base_failing == 0 { "; no case fails on base, so there is nothing to fix" } else { "" };
+            reasons.push(format!("fix rate {} < {} (min_fix_rate{why})", pct(m.fix_rate), pct(min)));
         }
     }
-    if let (Some(max), Some(inc)) = (t.get(Key::MaxCostIncrease), m.cost_increase) {
-        if inc > max {
-            reasons.push(format!("cost per case up {} > {} (max_cost_increase)", pct(inc), pct(max)));
+    if let (Some(max), true) = (t.get(Key::MaxCostIncrease), m.paired) {
+        match &m.cost_increase {
+            Ok(inc) if inc.is_infinite() => reasons.push(format!(
+                "cost per case up from $0 on base (an unbounded increase) > {} (max_cost_increase)",
+                pct(max)
+            )),
+            Ok(inc) if *inc > max => {
+                reasons.push(format!("cost per case up {} > {} (max_cost_increase)", pct(*inc), pct(max)))
+            }
+            Ok(_) => {}
+            Err(why) => reasons.push(format!("max_cost_increase cannot be computed: {why}")),
         }
     }
-    if let (Some(max), Some(inc)) = (t.get(Key::MaxP95LatencyIncreaseMs), m.p95_latency_increase_ms) {
-        if inc > max {
-            reasons.push(format!("p95 latency up {inc} ms > {max} ms (max_p95_latency_increase_ms)"));
+    if let (Some(max), true) = (t.get(Key::MaxP95LatencyIncreaseMs), m.paired) {
+        match &m.p95_latency_increase_ms {
+            Ok(inc) if *inc > max => {
+                reasons.push(format!("p95 latency up {inc} ms > {max} ms (max_p95_latency_increase_ms)"))
+            }
+            Ok(_) => {}
+            Err(why) => reasons.push(format!("max_p95_latency_increase_ms cannot be computed: {why}")),
         }
     }
     for id in &m.critical_regressions {
-        reasons.push(format!("critical case {id} regressed"));
+        if m.paired {
+            reasons.push(format!("critical case {id} regressed"));
+        } else {
+            reasons.push(format!("critical case {id} does not pass"));
+        }
     }
-    if m.judge_error_rate > MAX_JUDGE_ERROR_RATE {
-        reasons.push(format!("judge error rate {} > {}", pct(m.judge_error_rate), pct(MAX_JUDGE_ERROR_RATE)));
+    let sides = [("base", m.judge_error_rate.base), ("head", Some(m.judge_error_rate.head))];
+    for (side, rate) in sides {
+        if let Some(rate) = rate.filter(|r| *r > MAX_JUDGE_ERROR_RATE) {
+            reasons.push(format!("judge error rate on {side} {} > {}", pct(rate), pct(MAX_JUDGE_ERROR_RATE)));
+        }
     }
     if let Some(why) = &m.agreement_drop {
         reasons.push(why.clone());
     }
     Decision { passed: reasons.is_empty(), reasons }
+}
+
+/// The relative change of mean cost per case, head against base. Base at 0 is 0 when head is
+/// 0 too, else an unbounded increase.
+pub fn relative_increase(base: f64, head: f64) -> f64 {
+    if base > 0.0 {
+        (head - base) / base
+    } else if head > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
@@ -245,16 +295,17 @@ mod tests {
 
     fn measures() -> Measures {
         Measures {
+            paired: true,
             regressions: 0,
             regression_rate: 0.0,
             fixes: 0,
             fix_rate: 0.0,
             base_failing: 0,
             head_pass_rate: 1.0,
-            cost_increase: Some(0.0),
-            p95_latency_increase_ms: Some(0.0),
+            cost_increase: Ok(0.0),
+            p95_latency_increase_ms: Ok(0.0),
             critical_regressions: Vec::new(),
-            judge_error_rate: 0.0,
+            judge_error_rate: Sides { base: Some(0.0), head: 0.0 },
             agreement_drop: None,
             incomplete: None,
         }
@@ -327,10 +378,20 @@ mod tests {
     }
 
     #[test]
-    fn judge_errors_above_five_percent_fail() {
-        let d = decide(&base(1.0, 0.0), &Measures { judge_error_rate: 0.051, ..measures() });
-        assert!(!d.passed);
-        assert!(decide(&base(1.0, 0.0), &Measures { judge_error_rate: 0.05, ..measures() }).passed);
+    fn judge_errors_above_five_percent_on_either_side_fail() {
+        let on = |base, head| Measures { judge_error_rate: Sides { base: Some(base), head }, ..measures() };
+        let d = decide(&base(1.0, 0.0), &on(0.051, 0.0));
+        assert_eq!(d.reasons, ["judge error rate on base 5.1% > 5.0%"]);
+        let d = decide(&base(1.0, 0.0), &on(0.0, 0.06));
+        assert_eq!(d.reasons, ["judge error rate on head 6.0% > 5.0%"]);
+        assert!(decide(&base(1.0, 0.0), &on(0.05, 0.05)).passed);
+    }
+
+    #[test]
+    fn judge_errors_are_not_pooled_over_both_sides() {
+        // 0% on base and 8% on head pool to 4%: under the limit, but head alone is over it.
+        let m = Measures { judge_error_rate: Sides { base: Some(0.0), head: 0.08 }, ..measures() };
+        assert!(!decide(&base(1.0, 0.0), &m).passed);
     }
 
     #[test]
@@ -340,10 +401,68 @@ mod tests {
     }
 
     #[test]
-    fn min_fix_rate_applies_only_when_something_failed_on_base() {
+    fn min_fix_rate_is_enforced_even_when_nothing_failed_on_base() {
         let mut t = Thresholds::default();
         t.tighten(Key::MinFixRate, 0.5, Source::Cli);
-        assert!(decide(&t, &measures()).passed);
+        let d = decide(&t, &measures());
+        assert_eq!(
+            d.reasons,
+            ["fix rate 0.0% < 50.0% (min_fix_rate; no case fails on base, so there is nothing to fix)"]
+        );
         assert!(!decide(&t, &Measures { base_failing: 4, fixes: 1, fix_rate: 0.25, ..measures() }).passed);
+        assert!(decide(&t, &Measures { base_failing: 4, fixes: 2, fix_rate: 0.5, ..measures() }).passed);
+    }
+
+    fn cost_gate() -> Thresholds {
+        Thresholds::from_base(&GateConfig { max_cost_increase: Some(0.25), ..GateConfig::default() })
+    }
+
+    #[test]
+    fn a_cost_threshold_without_a_price_fails_naming_why() {
+        let m = Measures { cost_increase: Err("no price for gpt-x-2025-01-01 on head".into()), ..measures() };
+        let d = decide(&cost_gate(), &m);
+        assert_eq!(d.reasons, ["max_cost_increase cannot be computed: no price for gpt-x-2025-01-01 on head"]);
+    }
+
+    #[test]
+    fn a_cost_rise_from_zero_is_unbounded_and_fails() {
+        assert_eq!(relative_increase(0.0, 0.0), 0.0);
+        assert!(relative_increase(0.0, 0.01).is_infinite());
+        assert!((relative_increase(0.02, 0.03) - 0.5).abs() < 1e-12);
+        let d = decide(&cost_gate(), &Measures { cost_increase: Ok(relative_increase(0.0, 0.01)), ..measures() });
+        assert!(!d.passed);
+        assert!(d.reasons[0].contains("unbounded"), "{:?}", d.reasons);
+        assert!(decide(&cost_gate(), &Measures { cost_increase: Ok(relative_increase(0.0, 0.0)), ..measures() }).passed);
+    }
+
+    #[test]
+    fn a_latency_threshold_without_latencies_fails_naming_why() {
+        let t = Thresholds::from_base(&GateConfig { max_p95_latency_increase_ms: Some(500), ..GateConfig::default() });
+        let m = Measures { p95_latency_increase_ms: Err("no latency measured on base".into()), ..measures() };
+        assert_eq!(
+            decide(&t, &m).reasons,
+            ["max_p95_latency_increase_ms cannot be computed: no latency measured on base"]
+        );
+    }
+
+    #[test]
+    fn a_head_only_run_is_held_to_its_pass_rate_and_critical_cases_only() {
+        let t = Thresholds::from_base(&GateConfig {
+            max_regression_rate: Some(0.0),
+            min_fix_rate: Some(0.5),
+            max_cost_increase: Some(0.1),
+            min_pass_rate: Some(0.9),
+            ..GateConfig::default()
+        });
+        let m = Measures {
+            paired: false,
+            cost_increase: Err("no base".into()),
+            p95_latency_increase_ms: Err("no base".into()),
+            judge_error_rate: Sides { base: None, head: 0.0 },
+            ..measures()
+        };
+        assert!(decide(&t, &m).passed);
+        let failing = Measures { head_pass_rate: 0.5, critical_regressions: vec!["c-1".into()], ..m };
+        assert_eq!(decide(&t, &failing).reasons, ["pass rate 50.0% < 90.0% (min_pass_rate)", "critical case c-1 does not pass"]);
     }
 }

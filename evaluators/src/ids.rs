@@ -134,6 +134,15 @@ impl serde::Serialize for Sha256 {
     }
 }
 
+/// Read back as it is written (`sha256:<hex>`, or bare hex), so a stored report reads as the
+/// `Report` it was.
+impl<'de> serde::Deserialize<'de> for Sha256 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Sha256::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

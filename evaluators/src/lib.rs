@@ -15,6 +15,7 @@ pub mod gate;
 pub mod golden;
 pub mod golden_diff;
 pub mod ids;
+pub mod instrument;
 pub mod limits;
 pub mod lint;
 pub mod parse;

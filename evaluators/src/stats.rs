@@ -80,6 +80,10 @@ pub struct Agreement {
     /// Cohen's kappa: agreement beyond chance. `None` when chance agreement is total (every
     /// verdict on both sides the same), where kappa is undefined.
     pub kappa: Option<f64>,
+    /// Of the cases humans passed, the share the judge passed (`None` when humans passed none).
+    pub true_pass_rate: Option<f64>,
+    /// Of the cases humans failed, the share the judge failed (`None` when humans failed none).
+    pub true_fail_rate: Option<f64>,
 }
 
 /// Judge–human agreement over (judge passed, human passed) pairs; `None` without pairs.
@@ -94,7 +98,17 @@ pub fn agreement(pairs: &[(bool, bool)]) -> Option<Agreement> {
     let po = agree / n;
     let pe = judge_pass * human_pass + (1.0 - judge_pass) * (1.0 - human_pass);
     let kappa = ((1.0 - pe).abs() > f64::EPSILON).then(|| (po - pe) / (1.0 - pe));
-    Some(Agreement { cases: pairs.len() as u64, percent: po * 100.0, kappa })
+    let share = |human: bool| {
+        let of: Vec<bool> = pairs.iter().filter(|(_, h)| *h == human).map(|(j, _)| *j == human).collect();
+        (!of.is_empty()).then(|| of.iter().filter(|ok| **ok).count() as f64 / of.len() as f64)
+    };
+    Some(Agreement {
+        cases: pairs.len() as u64,
+        percent: po * 100.0,
+        kappa,
+        true_pass_rate: share(true),
+        true_fail_rate: share(false),
+    })
 }
 
 #[cfg(test)]
@@ -175,6 +189,9 @@ mod tests {
         assert_eq!(a.cases, 50);
         assert!(close(a.percent, 70.0, 1e-9));
         assert!(close(a.kappa.unwrap(), 0.4, 1e-12));
+        // Humans passed 30: the judge passed 20 of them; humans failed 20: the judge failed 15.
+        assert!(close(a.true_pass_rate.unwrap(), 20.0 / 30.0, 1e-12));
+        assert!(close(a.true_fail_rate.unwrap(), 15.0 / 20.0, 1e-12));
     }
 
     #[test]
@@ -182,6 +199,7 @@ mod tests {
         let a = agreement(&[(true, true), (true, true)]).unwrap();
         assert_eq!(a.percent, 100.0);
         assert_eq!(a.kappa, None);
+        assert_eq!((a.true_pass_rate, a.true_fail_rate), (Some(1.0), None));
         assert_eq!(agreement(&[]), None);
     }
 }

@@ -39,7 +39,7 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
             if base_tree.root() != tree.root() {
                 bail!("--base-dir {} is in another repository than {}", dir.display(), args.bundle_dir.display());
             }
-            load(&tree, &base_manifest, &format!("--base-dir {}", dir.display()))?
+            Some(load(&tree, &base_manifest, &format!("--base-dir {}", dir.display()))?)
         }
         (None, rev) => {
             let rev = match rev {
@@ -47,52 +47,58 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
                 None => git::default_base(tree.root())?,
             };
             let git_tree = GitTree::at(tree.root(), &rev)?;
-            if git_tree.entry_exists(&manifest)? {
-                load(&git_tree, &manifest, &format!("base revision {rev}"))?
+            // Paired by manifest path; a manifest moved since the base pairs with its old path.
+            let base_manifest = if git_tree.entry_exists(&manifest)? {
+                Some(manifest.clone())
             } else {
-                bail!(
-                    "{manifest} does not exist at the base revision {rev}: a new bundle has no base to compare with; pass --base-ref with a revision that has it"
-                );
+                git::renamed_from(tree.root(), &rev, &manifest)?
+            };
+            match base_manifest {
+                Some(m) => Some(load(&git_tree, &m, &format!("base revision {rev}"))?),
+                None => {
+                    eprintln!(
+                        "note: {manifest} does not exist at the base revision {rev}: a new bundle, evaluated on head alone against its own golden set and gate"
+                    );
+                    None
+                }
             }
         }
     };
-    let thresholds = thresholds(&base.bundle, &args.threshold)?;
-    if head.bundle.eval.golden_set_sha256 != base.bundle.eval.golden_set_sha256 {
-        eprintln!(
-            "note: the head pins golden set {} but the base pins {}; both sides are evaluated on the base's pinned set, as on a pull request",
-            head.bundle.eval.golden_set_sha256.short(),
-            base.bundle.eval.golden_set_sha256.short()
-        );
+    let pair = crate::evaluate::Pair { base: base.as_ref(), head: &head };
+    let instrument = pair.instrument();
+    let thresholds = thresholds(&instrument.bundle, &args.threshold)?;
+    for note in instrument_notes(pair) {
+        eprintln!("note: {note}");
     }
-    let golden = &base.golden;
+    let golden = &instrument.golden;
     let cfg = config_of(&tree)?;
     let prices = PriceTable::new(cfg.prices.clone());
-    crate::evaluate::require_prices(&prices, &base.bundle).map_err(anyhow::Error::msg)?;
-    crate::evaluate::require_prices(&prices, &head.bundle).map_err(anyhow::Error::msg)?;
+    crate::evaluate::require_prices(&prices, pair).map_err(anyhow::Error::msg)?;
 
     let store = Store::open(&settings::database_url()).await?;
     let cache: Arc<dyn evaluators::engine::cache::ResultCache> = Arc::new(store);
     let limits = settings::limits(args.concurrency)?;
 
     if args.estimate {
-        let e = estimate::estimate(cache.as_ref(), &prices, &base.bundle, &head.bundle, golden).await?;
-        output::print_estimate(&e, &base.bundle, &head.bundle, golden);
+        let base_bundle = base.as_ref().map_or(&head.bundle, |b| &b.bundle);
+        let e = estimate::estimate(cache.as_ref(), &prices, base_bundle, &head.bundle, golden).await?;
+        output::print_estimate(&e, base_bundle, &head.bundle, golden);
         return Ok(Outcome::Ok);
     }
 
     if args.replay.is_none() {
-        require_keys(&[&base.bundle, &head.bundle])?;
+        require_keys(pair)?;
     }
     let client = match &args.replay {
         Some(path) => ModelClient::replay(Cassette::load(path)?, limits),
         None => ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, args.record.clone())?,
     };
-    let total = crate::evaluate::total_runs(&base, &head);
+    let total = crate::evaluate::total_runs(pair);
     let bar = progress_bar(total, &head.bundle);
     let setup = crate::evaluate::Setup { client: Arc::new(client), cache, prices, concurrency: limits.concurrency };
     let (report, engine) = {
         let bar = bar.clone();
-        crate::evaluate::evaluate(setup, &base, &head, &thresholds, move || bar.inc(1)).await
+        crate::evaluate::evaluate(setup, pair, &thresholds, move || bar.inc(1)).await
     };
     bar.finish_and_clear();
     if args.record.is_some() {
@@ -101,6 +107,23 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
     write_outputs(args, &report)?;
     print!("{}", output::summary_text(&report));
     Ok(outcome(&report))
+}
+
+/// What the head changes in the instrument, said before the run: none of it applies here.
+fn instrument_notes(pair: crate::evaluate::Pair<'_>) -> Vec<String> {
+    let Some(base) = pair.base else { return Vec::new() };
+    let changes = evaluators::instrument::changes(Some(base), Some(pair.head));
+    if changes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![format!(
+        "the head changes the instrument in {} place(s); both sides are measured by the base's (golden set, gate, samples, budget, judge), as on a pull request",
+        changes.len()
+    )];
+    if pair.judge_changed() {
+        out.push("the head changes the judge: it grades the head's transcripts beside the base's judge, and the gate fails if it agrees less with the human labels".into());
+    }
+    out
 }
 
 fn outcome(r: &Report) -> Outcome {
@@ -184,24 +207,18 @@ fn thresholds(base: &Bundle, flags: &[String]) -> anyhow::Result<Thresholds> {
 }
 
 /// A live run needs the key of every provider it will call: said before any work starts.
-fn require_keys(bundles: &[&Bundle]) -> anyhow::Result<()> {
+fn require_keys(pair: crate::evaluate::Pair<'_>) -> anyhow::Result<()> {
     let endpoints = settings::endpoints();
-    for b in bundles {
-        let mut snapshots = vec![&b.model.snapshot];
-        if let Some(j) = &b.eval.judge {
-            snapshots.push(&j.snapshot);
-        }
-        for s in snapshots {
-            let (key, var) = match s.provider() {
-                Provider::Anthropic => (&endpoints.anthropic.api_key, "ANTHROPIC_API_KEY"),
-                Provider::Openai => (&endpoints.openai.api_key, "OPENAI_API_KEY"),
-            };
-            if key.is_none() {
-                bail!(
-                    "{var} is not set: bundle {} calls {s}; set it, or pass --replay FILE to answer from a cassette",
-                    b.name
-                );
-            }
+    for s in crate::evaluate::snapshots(pair) {
+        let (key, var) = match s.provider() {
+            Provider::Anthropic => (&endpoints.anthropic.api_key, "ANTHROPIC_API_KEY"),
+            Provider::Openai => (&endpoints.openai.api_key, "OPENAI_API_KEY"),
+        };
+        if key.is_none() {
+            bail!(
+                "{var} is not set: bundle {} calls {s}; set it, or pass --replay FILE to answer from a cassette",
+                pair.head.bundle.name
+            );
         }
     }
     Ok(())

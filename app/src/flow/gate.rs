@@ -4,7 +4,7 @@
 
 use super::checks::{self, bundle_check};
 use super::{Ctx, JobError};
-use crate::evaluate::{self, Setup};
+use crate::evaluate::{self, Pair, Setup};
 use crate::github::tree::CommitTree;
 use crate::github::{GitHubError, Installation};
 use crate::store::gate_runs::RunState;
@@ -12,6 +12,7 @@ use evaluators::config;
 use evaluators::diagnostic::{Diagnostic, Diagnostics};
 use evaluators::gate::{Source, Thresholds};
 use evaluators::pricing::PriceTable;
+use evaluators::report::Report;
 use evaluators::repo::RepoPath;
 use evaluators::workspace::{self, LoadedBundle};
 use serde_json::json;
@@ -90,30 +91,28 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
         Some(m) => {
             let m = RepoPath::parse(m).map_err(fatal)?;
             match load_at(&gh, &base_tree, &m).await? {
-                Ok(b) => b,
+                Ok(b) => Some(b),
                 Err(diags) => return invalid(ctx, &gh, &run, check, &diags, "base").await,
             }
         }
-        // A bundle the pull request adds is measured against itself, on its own gate; its gate
-        // and golden set are new, so `evalgate/golden-set` asks a reviewer to approve them.
-        None => head.clone(),
+        // A bundle the pull request adds has nothing to compare with: head alone, on its own
+        // instrument (its check waits for a reviewer's approval of the new bundle first).
+        None => None,
     };
+    let pair = Pair { base: base.as_ref(), head: &head };
     let (cfg, _) = super::touched::config_of(&gh, &base_tree).await?;
-    let mut thresholds = Thresholds::from_base(&base.bundle.eval.gate);
+    let mut thresholds = Thresholds::from_base(&pair.instrument().bundle.eval.gate);
     if let Some(frozen) = &pr.thresholds {
         for (k, v) in super::pr::parse_thresholds(frozen) {
             thresholds.tighten(k, v, Source::PreRegistration);
         }
     }
     let prices = PriceTable::new(cfg.prices.clone());
-    for b in [&base.bundle, &head.bundle] {
-        if let Err(why) = evaluate::require_prices(&prices, b) {
-            return finish(ctx, &gh, &run, check, "failure", "cannot evaluate: no price for a snapshot", &why, None)
-                .await;
-        }
+    if let Err(why) = evaluate::require_prices(&prices, pair) {
+        return finish(ctx, &gh, &run, check, "failure", "cannot evaluate: no price for a snapshot", &why, None).await;
     }
 
-    let total = evaluate::total_runs(&base, &head);
+    let total = evaluate::total_runs(pair);
     let done = Arc::new(AtomicU64::new(0));
     let ticker = {
         let (gh, done, repo) = (gh.clone(), done.clone(), repo.to_owned());
@@ -138,7 +137,7 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
     let setup =
         Setup { client: ctx.models.clone(), cache: Arc::new(ctx.store.clone()), prices, concurrency: ctx.concurrency };
     let counter = done.clone();
-    let evaluation = evaluate::evaluate(setup, &base, &head, &thresholds, move || {
+    let evaluation = evaluate::evaluate(setup, pair, &thresholds, move || {
         counter.fetch_add(1, Ordering::Relaxed);
     });
     let cancelled = async {
@@ -182,7 +181,7 @@ fn record_metrics(ctx: &Ctx, report: &evaluators::report::Report, counts: evalua
         m.inc(&m.provider_errors);
     }
     for case in &report.cases {
-        for sample in case.base.samples.iter().chain(&case.head.samples) {
+        for sample in case.base.iter().flat_map(|b| &b.samples).chain(&case.head.samples) {
             if sample.cached {
                 continue; // served from the cache: no call was made now
             }
@@ -230,20 +229,27 @@ async fn audit_decision(
     report: Option<&str>,
     details: &str,
 ) -> Result<(), JobError> {
-    let r: serde_json::Value = report.and_then(|r| serde_json::from_str(r).ok()).unwrap_or_default();
-    let side = |s: &str| {
-        json!({ "bundle_sha256": r[s]["bundle_sha256"], "pass_rate": r[s]["pass_rate"], "pass_rate_ci95": r[s]["pass_rate_ci95"],
-            "cases": r[s]["cases"], "passed": r[s]["passed"], "cost_usd": r[s]["cost_usd"], "p95_latency_ms": r[s]["p95_latency_ms"] })
+    let r: Option<Report> = report.map(serde_json::from_str).transpose().map_err(|e| fatal(format!("stored report: {e}")))?;
+    let side = |s: Option<&evaluators::report::SideSummary>| {
+        s.map(|s| json!({ "bundle_sha256": s.bundle_sha256, "pass_rate": s.pass_rate, "pass_rate_ci95": s.pass_rate_ci95,
+            "cases": s.cases, "passed": s.passed, "cost_usd": s.cost_usd, "p95_latency_ms": s.p95_latency_ms,
+            "judge_error_rate": s.judge_error_rate }))
     };
-    let data = json!({
-        "gate_run": run.id, "bundle": run.bundle, "head_sha": run.head_sha, "base_sha": run.base_sha,
-        "base": side("base"), "head": side("head"),
-        "golden_set_sha256": r["golden_set_sha256"], "judge": r["judge"], "thresholds": r["thresholds"],
-        "regressions": r["regressions"], "fixes": r["fixes"], "flaky": r["flaky"],
-        "regression_rate": r["regression_rate"], "fix_rate": r["fix_rate"], "mcnemar_p": r["mcnemar_p"],
-        "judge_error_rate": r["judge_error_rate"], "incomplete": r["incomplete"],
-        "conclusion": conclusion, "title": title, "check_run_url": details,
-    });
+    let data = match &r {
+        Some(r) => json!({
+            "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha, "base_sha": run.base_sha,
+            "comparison": r.comparison, "base": side(r.base.as_ref()), "head": side(Some(&r.head)),
+            "golden_set_sha256": r.golden_set_sha256, "judge_sha256": r.judge_sha256, "thresholds": r.thresholds,
+            "regressions": r.regressions, "fixes": r.fixes, "flaky": r.flaky, "head_flaky": r.head_flaky,
+            "regression_rate": r.regression_rate, "fix_rate": r.fix_rate, "mcnemar_p": r.mcnemar_p,
+            "judge_error_rate": r.judge_error_rate, "judge_change": r.judge_change, "incomplete": r.incomplete,
+            "gate": r.gate, "conclusion": conclusion, "title": title, "check_run_url": details,
+        }),
+        None => json!({
+            "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha, "base_sha": run.base_sha,
+            "conclusion": conclusion, "title": title, "check_run_url": details,
+        }),
+    };
     ctx.store.audit(&run.repo, crate::audit::Kind::GateDecision, "evalgate", Some(run.pr_number), data).await?;
     Ok(())
 }

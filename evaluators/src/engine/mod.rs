@@ -44,7 +44,7 @@ pub enum Verdict {
 }
 
 /// One judge check's result on one sample.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JudgeResult {
     /// The judge identity this check was graded under (`sha256:` of snapshot, params, rubric).
     pub judge_sha256: Sha256,
@@ -53,7 +53,7 @@ pub struct JudgeResult {
     pub outcome: JudgeOutcome,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleRun {
     pub sample: u32,
     pub verdict: Verdict,
@@ -77,7 +77,7 @@ impl SampleRun {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseRun {
     pub verdict: Verdict,
     /// Samples disagreed (some passed, some failed).
@@ -132,7 +132,7 @@ pub struct SideRun {
 }
 
 /// What a run did besides grading: model calls made and cache hits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct CallCounts {
     pub model_calls: u64,
     pub cached_transcripts: u64,
@@ -188,12 +188,14 @@ impl Engine {
 
     /// Runs both sides on every case, all at once.
     pub async fn run(&self, base: &Bundle, head: &Bundle, golden: &GoldenSet) -> (SideRun, SideRun) {
-        let (b, h) = tokio::join!(self.side(base, golden), self.side(head, golden));
-        (SideRun { cases: b }, SideRun { cases: h })
+        tokio::join!(self.side(base, golden), self.side(head, golden))
     }
 
-    async fn side(&self, bundle: &Bundle, golden: &GoldenSet) -> Vec<CaseRun> {
-        futures_util::future::join_all(golden.cases.iter().map(|case| self.case(bundle, case))).await
+    /// Runs one bundle on every case. Sides run at the same time share work by key: a bundle
+    /// that differs from another only in its judge reuses that one's transcripts.
+    pub async fn side(&self, bundle: &Bundle, golden: &GoldenSet) -> SideRun {
+        let cases = futures_util::future::join_all(golden.cases.iter().map(|case| self.case(bundle, case))).await;
+        SideRun { cases }
     }
 
     async fn case(&self, bundle: &Bundle, case: &Case) -> CaseRun {

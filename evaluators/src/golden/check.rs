@@ -108,6 +108,44 @@ pub const TYPES: &[(&str, &[&str])] = &[
 ];
 
 impl Check {
+    /// The check as `cases.jsonl` writes it (`{"type": "contains", "value": "refund"}`): how a
+    /// reviewer is shown a changed case, by content.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("type".into(), Value::from(self.type_name()));
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.into(), v);
+        };
+        match self {
+            Check::Equals { value }
+            | Check::Contains { value }
+            | Check::NotContains { value }
+            | Check::IContains { value }
+            | Check::StartsWith { value } => put("value", Value::from(value.as_str())),
+            Check::Regex { pattern } => put("pattern", Value::from(pattern.regex().as_str())),
+            Check::JsonSchema { schema } => put("schema", schema.clone()),
+            Check::MaxChars { value } | Check::MaxTokens { value } | Check::MaxLatencyMs { value } => {
+                put("value", Value::from(*value))
+            }
+            Check::MaxTurns { value } => put("value", Value::from(*value)),
+            Check::MaxCostUsd { value } => put("value", Value::from(*value)),
+            Check::ToolCalled { tool, args } => {
+                put("tool", Value::from(tool.as_str()));
+                if let Some(a) = args {
+                    put("args", Value::Object(a.clone()));
+                }
+            }
+            Check::ToolNotCalled { tool } => put("tool", Value::from(tool.as_str())),
+            Check::Judge { rubric } => {
+                if let Some(r) = rubric {
+                    put("rubric", Value::from(r.as_str()));
+                }
+            }
+            Check::JsonValid | Check::ToolArgsValid => {}
+        }
+        Value::Object(m)
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Check::Equals { .. } => "equals",
