@@ -220,13 +220,25 @@ const CORPUS: &[Broken] = &[
         name: "input_schema that is not a JSON Schema",
         patches: &[(T, "{ type: string }", "{ type: strin }")],
         repin: false,
-        expect: &[(T, 4, 5, "`tools[0].input_schema` is not a valid JSON Schema")],
+        expect: &[(T, 5, 37, "`tools[0].input_schema` is not a valid JSON Schema")],
     },
     Broken {
         name: "input_schema that is not an object schema",
         patches: &[(T, "    type: object", "    type: array")],
         repin: false,
-        expect: &[(T, 4, 5, "must have `type: object`")],
+        expect: &[(T, 4, 11, "must have `type: object`")],
+    },
+    Broken {
+        name: "input_schema with a misspelt top-level type",
+        patches: &[(T, "    type: object", "    type: objekt")],
+        repin: false,
+        expect: &[(T, 4, 11, "`tools[0].input_schema` must have `type: object`")],
+    },
+    Broken {
+        name: "input_schema properties that are not a mapping",
+        patches: &[(T, "    properties: { order_id: { type: string } }", "    properties: 5")],
+        repin: false,
+        expect: &[(T, 5, 17, "`tools[0].input_schema` is not a valid JSON Schema")],
     },
     Broken {
         name: "misspelt tool key",
@@ -592,5 +604,159 @@ mod symlinks {
         symlink("/nonexistent/evalgate/prompt.md", repo.file(P)).unwrap();
         let run = repo.check();
         assert!(run.errors().iter().any(|e| e.contains("leads outside the repository")), "{}", run.stdout);
+    }
+}
+
+mod duplicate_bundle_names {
+    use super::*;
+
+    const MESSAGE_END: &str = "; bundle names must be unique in a repository";
+
+    /// The valid repository plus a full, valid copy of its bundle at `zz/` (same name `demo`).
+    fn repo_with_a_copy() -> Repo {
+        let repo = Repo::valid();
+        for f in ["bundle.yaml", "prompt.md", "tools.yaml", "rubric.md"] {
+            repo.write(&format!("zz/{f}"), repo.read(&format!("agent/{f}")));
+        }
+        repo
+    }
+
+    #[test]
+    fn two_manifests_with_one_bundle_name_are_an_error_naming_both() {
+        let repo = repo_with_a_copy();
+        let run = repo.check();
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert_eq!(
+            run.errors(),
+            [
+                format!(
+                    "agent/bundle.yaml:1:9: error: bundle name `demo` is also used by zz/bundle.yaml:1:9{MESSAGE_END}"
+                ),
+                format!(
+                    "zz/bundle.yaml:1:9: error: bundle name `demo` is also used by agent/bundle.yaml:1:9{MESSAGE_END}"
+                ),
+            ],
+            "{}",
+            run.stdout
+        );
+        assert!(!run.stdout.contains("ok: bundle"), "a clashing bundle is not ok: {}", run.stdout);
+    }
+
+    #[test]
+    fn a_duplicate_name_outside_the_checked_path_is_still_found() {
+        let repo = Repo::valid();
+        // Read leniently: the other manifest is broken in every other way, and outside the path.
+        repo.write("other/deep/bundle.yaml", "# another team's bundle\nbundle:   demo\n");
+        let run = repo.evalgate(&["check", "agent"]);
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert_eq!(
+            run.errors(),
+            [format!(
+                "agent/bundle.yaml:1:9: error: bundle name `demo` is also used by other/deep/bundle.yaml:2:11{MESSAGE_END}"
+            )],
+            "{}",
+            run.stdout
+        );
+    }
+
+    #[test]
+    fn every_other_manifest_with_the_name_is_named() {
+        let repo = repo_with_a_copy();
+        repo.write("b/bundle.yaml", "bundle: demo\n");
+        let run = repo.evalgate(&["check", "agent"]);
+        assert_eq!(
+            run.errors(),
+            [format!(
+                "agent/bundle.yaml:1:9: error: bundle name `demo` is also used by b/bundle.yaml:1:9, zz/bundle.yaml:1:9{MESSAGE_END}"
+            )],
+            "{}",
+            run.stdout
+        );
+    }
+
+    #[test]
+    fn a_manifest_the_globs_do_not_match_is_not_a_duplicate() {
+        let repo = repo_with_a_copy();
+        repo.patch(CFG, "lint:", "bundles: [\"agent/bundle.yaml\"]\nlint:");
+        let run = repo.check();
+        assert_eq!(run.code, 0, "{}", run.stdout);
+    }
+
+    #[test]
+    fn different_names_in_two_manifests_are_fine() {
+        let repo = repo_with_a_copy();
+        repo.patch("zz/bundle.yaml", "bundle: demo", "bundle: demo-two");
+        let run = repo.check();
+        assert_eq!(run.code, 0, "{}", run.stdout);
+        assert!(run.stdout.contains("ok: bundle demo-two"), "{}", run.stdout);
+    }
+}
+
+mod input_schema_positions {
+    use super::*;
+
+    fn errors_with_tools(tools: &str) -> Vec<String> {
+        let repo = Repo::valid();
+        repo.write(T, tools);
+        let run = repo.check();
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        run.errors().into_iter().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_wrong_required_inside_input_schema_is_reported_at_its_own_line() {
+        let errors = errors_with_tools(&TOOLS_YAML.replacen("    required: [order_id]", "    required: notalist", 1));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("agent/tools.yaml:6:15: error: `tools[0].input_schema` is not a valid JSON Schema: "),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("(at `/required`)"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_nested_wrong_type_inside_input_schema_is_reported_at_its_own_line() {
+        let tools = "\
+- name: lookup_order
+  description: Look up an order
+  input_schema: { type: object, properties: { order_id: { type: string } }, required: [order_id] }
+- name: refund_order
+  description: Refund an order
+  input_schema:
+    type: object
+    properties:
+      order_id: { type: string }
+      amount:
+        minimum: 0
+        type: numbr
+    required: [order_id, amount]
+";
+        let errors = errors_with_tools(tools);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .starts_with("agent/tools.yaml:12:15: error: `tools[1].input_schema` is not a valid JSON Schema: "),
+            "{errors:?}"
+        );
+        assert!(errors[0].contains("(at `/properties/amount/type`)"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_nested_defect_in_a_flow_mapping_is_reported_at_its_column() {
+        let tools =
+            TOOLS_YAML.replacen("amount: { type: number, minimum: 0 }", "amount: { type: number, minimum: zero }", 1);
+        let errors = errors_with_tools(&tools);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("agent/tools.yaml:11:80: error: `tools[1].input_schema`"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_schema_that_compiles_badly_is_reported_at_the_offending_keyword() {
+        // Valid under the meta-schema (formats are not asserted there), rejected when compiled.
+        let tools =
+            TOOLS_YAML.replacen("{ order_id: { type: string } }", "{ order_id: { type: string, pattern: \"(\" } }", 1);
+        let errors = errors_with_tools(&tools);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("agent/tools.yaml:5:54: error: `tools[0].input_schema`"), "{errors:?}");
     }
 }

@@ -163,7 +163,8 @@ async fn judge_errors_are_never_a_pass() {
     assert_eq!(r["head"]["judge_errors"], 3);
     assert_eq!(ids(&r["regressions"]), Vec::<String>::new(), "an ungraded case is not a regression");
     assert_eq!(r["gate"]["passed"], false);
-    assert!(r["gate"]["reasons"].to_string().contains("judge error rate 100.0% > 5.0%"), "{}", r["gate"]);
+    assert!(r["gate"]["reasons"].to_string().contains("judge error rate on head 100.0% > 5.0%"), "{}", r["gate"]);
+    assert_eq!(r["base"]["judge_error_rate"], 1.0);
     assert_eq!(run.code, 1);
     // Each vote was asked again before it counted as an error: 3 cases x 3 votes x 3 attempts
     // on each side.
@@ -180,7 +181,8 @@ async fn the_judge_is_the_pinned_judge_model_never_the_model_under_test() {
     let calls = fake.calls();
     assert!(calls.iter().filter(|c| c.tool_choice.is_some()).all(|c| c.model == "claude-haiku-4-5-20251001"));
     assert!(calls.iter().filter(|c| c.tool_choice.is_none()).all(|c| c.model == "claude-sonnet-4-5-20250929"));
-    assert!(r["judge"]["head"]["identity_sha256"].as_str().is_some_and(|s| s.starts_with("sha256:")));
+    assert!(r["judge_sha256"].as_str().is_some_and(|s| s.starts_with("sha256:")));
+    assert_eq!(r["judge"]["identity_sha256"], r["judge_sha256"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,7 +191,10 @@ async fn flaky_cases_are_listed_apart_and_not_counted() {
     let repo = scenario::repo(&spec);
     let fake = scenario::provider(Arc::new(Script::new().head(3, Plan::Flaky).base(4, Plan::Flaky))).await;
     let (run, r) = scenario::eval(&repo, Some(&fake), &db(&repo), &[]).await;
-    assert_eq!(ids(&r["flaky"]), ["c03", "c04"], "{}", run.stderr);
+    // Flaky on base: not counted. Flaky on head only (pass, fail, pass): counted by its
+    // majority, a pass, so it moved nowhere; listed in head_flaky.
+    assert_eq!(ids(&r["flaky"]), ["c04"], "{}", run.stderr);
+    assert_eq!(ids(&r["head_flaky"]), ["c03"]);
     assert!(ids(&r["regressions"]).is_empty());
     assert!(ids(&r["fixes"]).is_empty());
     assert_eq!(r["gate"]["passed"], true);
@@ -213,8 +218,9 @@ async fn the_budget_cap_stops_the_run_and_exits_3() {
     let fake = scenario::provider(Arc::new(Script::new())).await;
     let (run, r) = scenario::eval(&repo, Some(&fake), &db(&repo), &["--concurrency", "1"]).await;
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
-    assert!(r["incomplete"].as_str().is_some_and(|s| s.contains("budget reached")), "{}", r["incomplete"]);
+    assert!(r["incomplete"]["reason"].as_str().is_some_and(|s| s.contains("budget reached")), "{}", r["incomplete"]);
     assert_eq!(r["gate"]["passed"], false);
+    assert_eq!(r["incomplete"]["cases"].as_array().map(Vec::len), Some(10), "every case it could not run is named");
     assert_eq!(fake.call_count(), 1, "one call, then the cap");
 }
 
@@ -251,7 +257,7 @@ async fn an_unavailable_provider_makes_the_run_incomplete_never_a_pass() {
     .await;
     let (run, r) = scenario::eval(&repo, Some(&fake), &db(&repo), &[]).await;
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
-    assert!(r["incomplete"].as_str().is_some_and(|s| s.contains("unavailable")), "{}", r["incomplete"]);
+    assert!(r["incomplete"]["reason"].as_str().is_some_and(|s| s.contains("unavailable")), "{}", r["incomplete"]);
     assert_eq!(r["gate"]["passed"], false);
 }
 
@@ -288,7 +294,7 @@ async fn a_call_missing_from_the_cassette_makes_the_run_incomplete() {
     repo.patch("agent/prompt.md", "first.", "first, always.");
     let (run, r) = scenario::eval(&repo, None, &repo.file("b.db"), &["--replay", "cassette.jsonl"]).await;
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
-    assert!(r["incomplete"].as_str().is_some_and(|s| s.contains("cassette")), "{}", r["incomplete"]);
+    assert!(r["incomplete"]["reason"].as_str().is_some_and(|s| s.contains("cassette")), "{}", r["incomplete"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -301,8 +301,16 @@ async fn a_changed_golden_set_asks_for_approval_listing_the_cases() {
     h.pr_opened(1).await;
     let golden = h.completed(HEAD, GOLDEN).await;
     assert_eq!(golden.conclusion.as_deref(), Some("action_required"));
-    assert!(golden.title.contains("1 added"), "{}", golden.title);
-    assert!(golden.summary.contains("added `c99`"), "{}", golden.summary);
+    assert!(golden.title.starts_with("awaiting approval: 2 change(s)"), "{}", golden.title);
+    // Listed by content: the pin, old → new, and the added case with what it holds.
+    assert!(golden.summary.contains("| golden set pin | `sha256:"), "{}", golden.summary);
+    assert!(
+        golden
+            .summary
+            .contains("| case c99 | `(none)` | `{\"checks\":[{\"type\":\"contains\",\"value\":\"ANSWER-OK\"}]"),
+        "{}",
+        golden.summary
+    );
     // The gate still measures on the base's pinned set.
     let gate = h.completed(HEAD, DEMO).await;
     assert!(gate.summary.contains("| passed / cases | 3 / 4 | 3 / 4 |"), "{}", gate.summary);

@@ -65,8 +65,7 @@ pub async fn evaluate(
     // The golden set is the instrument's: the pin a pull request cannot move by itself.
     let golden = &inst.golden;
     let head = instrument::measured(&pair.head.bundle, &inst.bundle);
-    let regraded =
-        pair.judge_changed().then(|| instrument::regraded(&head, pair.head.bundle.eval.judge.as_ref()));
+    let regraded = pair.judge_changed().then(|| instrument::regraded(&head, pair.head.bundle.eval.judge.as_ref()));
     let base_side = async {
         match pair.base {
             Some(b) => Some(engine.side(&b.bundle, golden).await),

@@ -432,7 +432,9 @@ mod tests {
         let d = decide(&cost_gate(), &Measures { cost_increase: Ok(relative_increase(0.0, 0.01)), ..measures() });
         assert!(!d.passed);
         assert!(d.reasons[0].contains("unbounded"), "{:?}", d.reasons);
-        assert!(decide(&cost_gate(), &Measures { cost_increase: Ok(relative_increase(0.0, 0.0)), ..measures() }).passed);
+        assert!(
+            decide(&cost_gate(), &Measures { cost_increase: Ok(relative_increase(0.0, 0.0)), ..measures() }).passed
+        );
     }
 
     #[test]
@@ -463,6 +465,9 @@ mod tests {
         };
         assert!(decide(&t, &m).passed);
         let failing = Measures { head_pass_rate: 0.5, critical_regressions: vec!["c-1".into()], ..m };
-        assert_eq!(decide(&t, &failing).reasons, ["pass rate 50.0% < 90.0% (min_pass_rate)", "critical case c-1 does not pass"]);
+        assert_eq!(
+            decide(&t, &failing).reasons,
+            ["pass rate 50.0% < 90.0% (min_pass_rate)", "critical case c-1 does not pass"]
+        );
     }
 }

@@ -344,7 +344,10 @@ pub fn build(cx: &Context<'_>, runs: Runs) -> Report {
             None => Err("a new bundle has no base".into()),
         },
         critical_regressions: critical,
-        judge_error_rate: Sides { base: base_sum.as_ref().map(|b| b.judge_error_rate), head: head_sum.judge_error_rate },
+        judge_error_rate: Sides {
+            base: base_sum.as_ref().map(|b| b.judge_error_rate),
+            head: head_sum.judge_error_rate,
+        },
         agreement_drop,
         incomplete: incomplete.as_ref().map(|i| i.to_string()),
     };
@@ -577,7 +580,8 @@ impl Report {
             return format!("evaluation incomplete: {why}");
         }
         if self.comparison == Comparison::HeadOnly {
-            let rate = format!("pass rate {} ({}/{})", gate::pct(self.head.pass_rate), self.head.passed, self.head.cases);
+            let rate =
+                format!("pass rate {} ({}/{})", gate::pct(self.head.pass_rate), self.head.passed, self.head.cases);
             return match (self.gate.passed, self.gate.reasons.first()) {
                 (true, _) | (false, None) => format!("new bundle, head alone: gate passed: {rate}"),
                 (false, Some(reason)) => format!("new bundle, head alone: gate failed: {reason}"),
@@ -764,7 +768,10 @@ mod tests {
             calls: CallCounts::default(),
             stopped: None,
         };
-        build(&cx, Runs { base: base.map(|cases| SideRun { cases }), head: SideRun { cases: head }, head_regraded: None })
+        build(
+            &cx,
+            Runs { base: base.map(|cases| SideRun { cases }), head: SideRun { cases: head }, head_regraded: None },
+        )
     }
 
     #[test]
@@ -819,7 +826,11 @@ mod tests {
         assert_eq!(inc.cases, ["b"]);
         assert_eq!(inc.reason, "provider unavailable: 503");
         assert!(!r.gate.passed);
-        assert!(r.title().starts_with("evaluation incomplete: provider unavailable: 503 (not run: b)"), "{}", r.title());
+        assert!(
+            r.title().starts_with("evaluation incomplete: provider unavailable: 503 (not run: b)"),
+            "{}",
+            r.title()
+        );
     }
 
     #[test]
@@ -851,7 +862,10 @@ mod tests {
         assert!(r.base.is_none());
         assert_eq!(r.cases[0].change, Change::New);
         assert!(r.gate.passed, "{:?}", r.gate.reasons);
-        assert_eq!(r.thresholds_not_applicable, ["max_regression_rate: n/a for a new bundle (nothing to compare with)"]);
+        assert_eq!(
+            r.thresholds_not_applicable,
+            ["max_regression_rate: n/a for a new bundle (nothing to compare with)"]
+        );
     }
 
     #[test]

@@ -74,6 +74,24 @@ impl Node {
         self.as_map()?.iter().find(|(k, _)| k.name == key).map(|(k, v)| (k, v))
     }
 
+    /// The value at a JSON pointer (RFC 6901, as `serde_json::Value::pointer` reads it) into
+    /// [`Node::to_json`] of this node: `""` is this node, `/properties/amount/type` a nested one.
+    /// Lets an error found in the JSON form be reported where the value is in the source.
+    pub fn pointer(&self, pointer: &str) -> Option<&Node> {
+        if pointer.is_empty() {
+            return Some(self);
+        }
+        let mut tokens = pointer.strip_prefix('/')?.split('/').map(|t| t.replace("~1", "/").replace("~0", "~"));
+        tokens.try_fold(self, |node, token| match &node.kind {
+            Kind::Map(entries) => entries.iter().find(|(k, _)| k.name == token).map(|(_, v)| v),
+            Kind::Seq(items) => {
+                let canonical = token == "0" || !(token.starts_with('0') || token.starts_with('+'));
+                if canonical { token.parse::<usize>().ok().and_then(|i| items.get(i)) } else { None }
+            }
+            _ => None,
+        })
+    }
+
     /// The same value as plain JSON, positions dropped (tool fixtures, args, schemas).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value;

@@ -10,7 +10,7 @@ use crate::limits::MAX_BUNDLES;
 use crate::parse;
 use crate::repo::{RepoFs, RepoPath, WorkTree};
 use crate::tools::ToolDef;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// A valid bundle with its valid, correctly pinned golden set.
@@ -188,6 +188,15 @@ pub fn check_path(path: &Path) -> Result<CheckReport, String> {
             golden_dirs_seen.insert(dir);
         }
     }
+    // Names are unique in the whole repository, not only under the path checked.
+    let everywhere =
+        if under == RepoPath::root() { manifests.clone() } else { discover_bundles(&fs, &cfg, &RepoPath::root())? };
+    let duplicates = duplicate_names(&fs, &everywhere);
+    for dup in &duplicates {
+        dup.report(&under, &mut diags);
+    }
+    let clashing: BTreeSet<&RepoPath> = duplicates.iter().flat_map(|d| d.manifests.iter().map(|(m, _)| m)).collect();
+    bundles.retain(|b| !clashing.contains(&b.bundle.manifest));
     let mut golden_sets = Vec::new();
     for dir in discover_golden_sets(&fs, &under)? {
         if !golden_dirs_seen.contains(&dir) {
@@ -225,11 +234,18 @@ impl References {
 }
 
 pub fn references(fs: &dyn RepoFs, manifest: &RepoPath) -> References {
+    read_references(fs, manifest).0
+}
+
+/// [`references`], with where the `bundle:` value is when there is a name.
+fn read_references(fs: &dyn RepoFs, manifest: &RepoPath) -> (References, Option<Pos>) {
     let dir = manifest.parent();
     let mut refs = References { name: None, paths: vec![dir.clone()] };
-    let Ok(text) = fs.read_text(manifest, crate::limits::MAX_YAML_FILE_BYTES) else { return refs };
-    let Ok(root) = parse::yaml::parse(&text) else { return refs };
-    refs.name = root.get("bundle").and_then(|n| n.as_str()).map(str::to_owned);
+    let Ok(text) = fs.read_text(manifest, crate::limits::MAX_YAML_FILE_BYTES) else { return (refs, None) };
+    let Ok(root) = parse::yaml::parse(&text) else { return (refs, None) };
+    let name = root.get("bundle").and_then(|n| Some((n.as_str()?.to_owned(), n.pos)));
+    let name_pos = name.as_ref().map(|(_, pos)| *pos);
+    refs.name = name.map(|(name, _)| name);
     let eval = root.get("eval");
     let judge = eval.and_then(|e| e.get("judge"));
     let named = [
@@ -243,5 +259,138 @@ pub fn references(fs: &dyn RepoFs, manifest: &RepoPath) -> References {
             refs.paths.push(p);
         }
     }
-    refs
+    (refs, name_pos)
+}
+
+/// One `bundle:` name given by more than one manifest (SPEC: "Bundle identity": names are
+/// unique in a repository).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuplicateName {
+    pub name: String,
+    /// Every manifest giving the name, in path order, with where its `bundle:` value is.
+    pub manifests: Vec<(RepoPath, Pos)>,
+}
+
+impl DuplicateName {
+    /// The error for `manifest`, one of [`DuplicateName::manifests`], naming all the others.
+    pub fn message_for(&self, manifest: &RepoPath) -> String {
+        let others: Vec<String> = self
+            .manifests
+            .iter()
+            .filter(|(m, _)| m != manifest)
+            .map(|(m, pos)| format!("{m}:{}:{}", pos.line, pos.col))
+            .collect();
+        format!(
+            "bundle name `{}` is also used by {}; bundle names must be unique in a repository",
+            self.name,
+            others.join(", ")
+        )
+    }
+
+    /// One diagnostic per manifest at or below `under` (the root for all), at its `bundle:` value.
+    pub fn report(&self, under: &RepoPath, diags: &mut Diagnostics) {
+        for (manifest, pos) in self.manifests.iter().filter(|(m, _)| m.starts_with(under)) {
+            diags.at(manifest.as_str(), *pos, self.message_for(manifest));
+        }
+    }
+}
+
+/// The names that more than one of `manifests` gives, in name order. Names are read leniently,
+/// as [`references`] reads them, so a manifest with other errors still counts; one without a
+/// string `bundle:` value does not.
+pub fn duplicate_names(fs: &dyn RepoFs, manifests: &[RepoPath]) -> Vec<DuplicateName> {
+    let mut by_name: BTreeMap<String, BTreeMap<RepoPath, Pos>> = BTreeMap::new();
+    for manifest in manifests {
+        if let (References { name: Some(name), .. }, Some(pos)) = read_references(fs, manifest) {
+            by_name.entry(name).or_default().insert(manifest.clone(), pos);
+        }
+    }
+    by_name
+        .into_iter()
+        .filter(|(_, found)| found.len() > 1)
+        .map(|(name, found)| DuplicateName { name, manifests: found.into_iter().collect() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::ReadError;
+    use std::collections::HashMap;
+    use std::io::Read;
+
+    /// An in-memory repository.
+    struct MemFs(HashMap<&'static str, &'static str>);
+
+    impl RepoFs for MemFs {
+        fn open(&self, path: &RepoPath, _max_bytes: u64) -> Result<Box<dyn Read + '_>, ReadError> {
+            self.0.get(path.as_str()).map(|t| Box::new(t.as_bytes()) as Box<dyn Read>).ok_or(ReadError::NotFound)
+        }
+    }
+
+    fn paths(ps: &[&str]) -> Vec<RepoPath> {
+        ps.iter().map(|p| RepoPath::parse(p).unwrap()).collect()
+    }
+
+    #[test]
+    fn names_given_twice_are_found_with_every_manifest_and_position() {
+        let fs = MemFs(HashMap::from([
+            ("z/bundle.yaml", "bundle: refund\n"),
+            ("a/bundle.yaml", "# x\nbundle:  refund\nversion: 1.5\nunknown: [x]\n"),
+            ("b/bundle.yaml", "bundle: other\n"),
+            ("c/bundle.yaml", "bundle: 7\n"),
+            ("d/bundle.yaml", "bundle: 7\n"),
+        ]));
+        let found = duplicate_names(
+            &fs,
+            &paths(&[
+                "z/bundle.yaml",
+                "a/bundle.yaml",
+                "b/bundle.yaml",
+                "c/bundle.yaml",
+                "d/bundle.yaml",
+                "e/bundle.yaml",
+            ]),
+        );
+        assert_eq!(
+            found,
+            [DuplicateName {
+                name: "refund".into(),
+                manifests: vec![
+                    (RepoPath::parse("a/bundle.yaml").unwrap(), Pos::new(2, 10)),
+                    (RepoPath::parse("z/bundle.yaml").unwrap(), Pos::new(1, 9)),
+                ],
+            }]
+        );
+    }
+
+    #[test]
+    fn a_manifest_listed_twice_is_not_its_own_duplicate() {
+        let fs = MemFs(HashMap::from([("a/bundle.yaml", "bundle: refund\n")]));
+        assert!(duplicate_names(&fs, &paths(&["a/bundle.yaml", "a/bundle.yaml"])).is_empty());
+    }
+
+    #[test]
+    fn each_manifest_is_reported_at_its_name_naming_the_others() {
+        let dup = DuplicateName {
+            name: "refund".into(),
+            manifests: vec![
+                (RepoPath::parse("a/bundle.yaml").unwrap(), Pos::new(1, 9)),
+                (RepoPath::parse("b/bundle.yaml").unwrap(), Pos::new(2, 9)),
+                (RepoPath::parse("c/bundle.yaml").unwrap(), Pos::new(1, 9)),
+            ],
+        };
+        let mut diags = Diagnostics::new();
+        dup.report(&RepoPath::parse("b").unwrap(), &mut diags);
+        let lines: Vec<String> = diags.into_sorted().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "b/bundle.yaml:2:9: error: bundle name `refund` is also used by a/bundle.yaml:1:9, c/bundle.yaml:1:9; bundle names must be unique in a repository"
+            ]
+        );
+        let mut diags = Diagnostics::new();
+        dup.report(&RepoPath::root(), &mut diags);
+        assert_eq!(diags.len(), 3);
+    }
 }

@@ -224,6 +224,8 @@ struct Pr {
     updated_at: String,
     previous_head: Option<String>,
     previous_body: Option<Option<String>>,
+    /// `(ref, sha)` of the base before the last [`FakeGitHub::retarget`], for `changes.base`.
+    previous_base: Option<(String, String)>,
     draft: bool,
     maintainer_can_modify: bool,
     merged: bool,
@@ -469,6 +471,8 @@ impl FakeGitHub {
                 r.refs.insert(format!("refs/heads/{}", pr.head_ref), pr.head_sha.clone());
             }
             let number = pr.number;
+            // A branch off the base: a head commit the test made without parents is its child.
+            adopt_parent(r, &pr.head_sha, &pr.base_sha);
             let title = format!("Change #{number}");
             r.prs.insert(number, new_pr(pr, id, title, &now));
             number
@@ -481,12 +485,38 @@ impl FakeGitHub {
         self.with_repo(repo, |r| {
             let pr = r.prs.get_mut(&number).unwrap_or_else(|| panic!("fake_github: unknown PR {repo}#{number}"));
             let old = std::mem::replace(&mut pr.spec.head_sha, new_head_sha.to_string());
-            pr.previous_head = Some(old);
+            pr.previous_head = Some(old.clone());
             pr.updated_at = rfc3339(now_secs());
-            if !pr.spec.fork {
+            let fork = pr.spec.fork;
+            // A push adds commits on top of the old head.
+            adopt_parent(r, new_head_sha, &old);
+            let Some(pr) = r.prs.get_mut(&number) else { return };
+            if !fork {
                 let branch = pr.spec.head_ref.clone();
                 move_branch(r, &branch, new_head_sha);
             }
+        });
+    }
+
+    /// Sets the parents of commit `sha` (a merge, or a branch point the test chooses).
+    pub fn set_parents(&self, repo: &str, sha: &str, parents: &[&str]) {
+        self.with_repo(repo, |r| {
+            let c = r.commits.get_mut(sha).unwrap_or_else(|| panic!("fake_github: unknown commit {sha}"));
+            c.meta.parents = parents.iter().map(|p| p.to_string()).collect();
+        });
+    }
+
+    /// Changes the PR's base branch (an `edited` with `changes.base`), as the base-branch
+    /// selector on GitHub does.
+    pub fn retarget(&self, repo: &str, number: u64, base_ref: &str) {
+        self.with_repo(repo, |r| {
+            let tip = r.refs.get(&format!("refs/heads/{base_ref}")).cloned();
+            let tip = tip.unwrap_or_else(|| panic!("fake_github: unknown branch {base_ref}"));
+            let pr = r.prs.get_mut(&number).unwrap_or_else(|| panic!("fake_github: unknown PR {repo}#{number}"));
+            let old_ref = std::mem::replace(&mut pr.spec.base_ref, base_ref.to_string());
+            let old_sha = std::mem::replace(&mut pr.spec.base_sha, tip);
+            pr.previous_base = Some((old_ref, old_sha));
+            pr.updated_at = rfc3339(now_secs());
         });
     }
 
@@ -664,6 +694,9 @@ impl FakeGitHub {
         }
         if let (Some(old), "edited") = (&pr.previous_body, action) {
             v["changes"] = json!({ "body": { "from": old } });
+        }
+        if let (Some((old_ref, old_sha)), "edited") = (&pr.previous_base, action) {
+            v["changes"] = json!({ "base": { "ref": { "from": old_ref }, "sha": { "from": old_sha } } });
         }
         v
     }
@@ -1257,6 +1290,7 @@ fn repo_route(shared: &Shared, s: &mut State, ctx: &Ctx, full_name: &str, rest: 
         ("POST", ["pulls"]) => settle(create_pull(s, ctx, full_name)),
         ("PATCH", ["pulls", n]) => settle(update_pull(s, ctx, full_name, n)),
         ("GET", ["git", "trees", sha]) => git_tree(s, ctx, full_name, sha),
+        ("GET", ["compare", spec @ ..]) if !spec.is_empty() => compare(s, full_name, &spec.join("/")),
         ("POST", ["git", "trees"]) => settle(create_tree(s, ctx, full_name)),
         ("GET", ["git", "blobs", sha]) => git_blob(s, full_name, sha),
         ("POST", ["git", "blobs"]) => settle(create_blob(s, ctx, full_name)),
@@ -1643,6 +1677,73 @@ fn store_commit(r: &mut Repo, entries: BTreeMap<String, Entry>, meta: CommitMeta
     r.commits.insert(sha.clone(), Commit { entries, tree_shas: BTreeMap::new(), meta });
     reindex_commit(r, &sha);
     sha
+}
+
+/// A commit the test made without parents becomes a child of `parent` (never of itself, and
+/// never making a cycle).
+fn adopt_parent(r: &mut Repo, child: &str, parent: &str) {
+    if child == parent || ancestors(r, parent).contains(child) {
+        return;
+    }
+    if let Some(c) = r.commits.get_mut(child) {
+        if c.meta.parents.is_empty() && !c.meta.by_app {
+            c.meta.parents = vec![parent.to_string()];
+        }
+    }
+}
+
+/// `GET /repos/{o}/{r}/compare/{base}...{head}`: the merge base and how far apart they are.
+/// Each side is a branch name or a commit sha.
+fn compare(s: &State, full_name: &str, spec: &str) -> Reply {
+    let Some(r) = s.repo(full_name) else { return Reply::not_found() };
+    let Some((base, head)) = spec.split_once("...") else { return Reply::not_found() };
+    let resolve = |x: &str| match r.refs.get(&format!("refs/heads/{x}")) {
+        Some(sha) => Some(sha.clone()),
+        None => r.commits.contains_key(x).then(|| x.to_string()),
+    };
+    let (Some(base_sha), Some(head_sha)) = (resolve(base), resolve(head)) else { return Reply::not_found() };
+    let base_anc = ancestors(r, &base_sha);
+    let head_anc = ancestors(r, &head_sha);
+    // Breadth first from head: the nearest commit that base also reaches.
+    let mut queue = std::collections::VecDeque::from([head_sha.clone()]);
+    let mut seen = BTreeSet::new();
+    let mut merge_base = None;
+    while let Some(cur) = queue.pop_front() {
+        if !seen.insert(cur.clone()) {
+            continue;
+        }
+        if base_anc.contains(&cur) {
+            merge_base = Some(cur);
+            break;
+        }
+        if let Some(c) = r.commits.get(&cur) {
+            queue.extend(c.meta.parents.iter().cloned());
+        }
+    }
+    let Some(mb) = merge_base else {
+        return Reply::error(404, &format!("No common ancestor between {base} and {head}."), DOCS);
+    };
+    let ahead = head_anc.difference(&base_anc).count();
+    let behind = base_anc.difference(&head_anc).count();
+    let status = match (ahead, behind) {
+        (0, 0) => "identical",
+        (_, 0) => "ahead",
+        (0, _) => "behind",
+        _ => "diverged",
+    };
+    let commit = |sha: &str| match r.commits.get(sha) {
+        Some(c) => commit_json(&s.base_url, r, sha, c),
+        None => json!({ "sha": sha }),
+    };
+    Reply::json(
+        200,
+        json!({
+            "url": format!("{}/repos/{full_name}/compare/{spec}", s.base_url),
+            "status": status, "ahead_by": ahead, "behind_by": behind, "total_commits": ahead,
+            "base_commit": commit(&base_sha), "merge_base_commit": commit(&mb),
+            "commits": [], "files": [],
+        }),
+    )
 }
 
 /// `sha` and every commit reachable from it through parents.
@@ -2104,6 +2205,7 @@ fn new_pr(spec: PrSpec, id: u64, title: String, now: &str) -> Pr {
         updated_at: now.to_string(),
         previous_head: None,
         previous_body: None,
+        previous_base: None,
         draft: false,
         maintainer_can_modify: false,
         merged: false,

@@ -16,6 +16,8 @@ pub enum Plan {
     Fail,
     /// Alternates pass, fail, pass … per call, so samples disagree.
     Flaky,
+    /// Alternates fail, pass, fail … per call: fails when run once, "flaky" when run thrice.
+    FlakyFailingFirst,
 }
 
 /// How the fake judge answers.
@@ -191,11 +193,11 @@ impl Script {
         let pass = match plan {
             Plan::Pass => true,
             Plan::Fail => false,
-            Plan::Flaky => {
+            Plan::Flaky | Plan::FlakyFailingFirst => {
                 let mut c = self.counters.lock().expect("counter lock");
                 let n = c.entry((head, i)).or_insert(0);
                 *n += 1;
-                *n % 2 == 1
+                (*n % 2 == 1) == (plan == Plan::Flaky)
             }
         };
         // The answer names the side, as two different prompts give two different answers.

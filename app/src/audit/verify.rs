@@ -355,6 +355,7 @@ mod tests {
                 bundle: "demo",
                 manifest: "agent/bundle.yaml",
                 base_manifest: None,
+                kind: crate::store::gate_runs::RunKind::Added,
                 state: RunState::Queued,
             })
             .await

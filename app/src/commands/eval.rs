@@ -80,8 +80,13 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
     let limits = settings::limits(args.concurrency)?;
 
     if args.estimate {
+        // What the run would find cached depends on where its answers would come from.
+        let client = match &args.replay {
+            Some(path) => ModelClient::replay(Cassette::load(path)?, limits),
+            None => ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, None)?,
+        };
         let base_bundle = base.as_ref().map_or(&head.bundle, |b| &b.bundle);
-        let e = estimate::estimate(cache.as_ref(), &prices, base_bundle, &head.bundle, golden).await?;
+        let e = estimate::estimate(cache.as_ref(), &client, &prices, base_bundle, &head.bundle, golden).await?;
         output::print_estimate(&e, base_bundle, &head.bundle, golden);
         return Ok(Outcome::Ok);
     }

@@ -5,14 +5,21 @@
 use super::{Ctx, JobError};
 use crate::github::Installation;
 use crate::render::{MAX_COMMENT, fit};
-use crate::store::gate_runs::{GateRun, RunState};
+use crate::store::gate_runs::{GateRun, RunKind, RunState};
+use evaluators::report::{Comparison, Report};
 use serde_json::{Value, json};
 
 /// The first line of the comment: how evalgate recognises its own comment.
 pub const MARKER: &str = "<!-- evalgate:sticky-comment -->";
 
 fn row(ctx: &Ctx, run: &GateRun) -> Value {
-    let report: Option<Value> = run.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
+    let report: Option<Report> = run.report.as_deref().and_then(|r| match serde_json::from_str(r) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::error!(run = %run.id, error = %e, "a stored report does not read");
+            None
+        }
+    });
     let state = match (run.state, run.conclusion.as_deref()) {
         (RunState::Completed, Some("success")) if run.override_by.is_some() => format!(
             "✅ overridden by @{}: {}",
@@ -21,7 +28,14 @@ fn row(ctx: &Ctx, run: &GateRun) -> Value {
         ),
         (RunState::Completed, Some("success")) => "✅ passed".to_owned(),
         (RunState::Completed, Some("failure")) => "❌ failed".to_owned(),
+        (RunState::Completed, Some("action_required")) if run.kind == RunKind::Added => {
+            "⏸ new bundle, awaiting approval".to_owned()
+        }
+        (RunState::Completed, Some("action_required")) if run.kind == RunKind::Removed => {
+            "⏸ removed, awaiting approval".to_owned()
+        }
         (RunState::Completed, Some("action_required")) => "⚠️ incomplete".to_owned(),
+        (RunState::Completed, Some("neutral")) => "removal approved".to_owned(),
         (RunState::Completed, Some(other)) => other.to_owned(),
         (RunState::Completed, None) => "completed".to_owned(),
         (RunState::Cancelled, _) => "cancelled".to_owned(),
@@ -30,12 +44,15 @@ fn row(ctx: &Ctx, run: &GateRun) -> Value {
         (RunState::Queued, _) => "⏳ queued".to_owned(),
         (RunState::InProgress, _) => "⏳ running".to_owned(),
     };
-    let pct = |v: &Value| v.as_f64().map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "–".into());
+    let pct = |v: Option<f64>| v.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "–".into());
     let (rates, regressions, fixes) = match &report {
+        Some(r) if r.comparison == Comparison::HeadOnly => {
+            (format!("new: {}", pct(Some(r.head.pass_rate))), "n/a".into(), "n/a".into())
+        }
         Some(r) => (
-            format!("{} → {}", pct(&r["base"]["pass_rate"]), pct(&r["head"]["pass_rate"])),
-            r["regressions"].as_array().map_or(0, Vec::len).to_string(),
-            r["fixes"].as_array().map_or(0, Vec::len).to_string(),
+            format!("{} → {}", pct(r.base.as_ref().map(|b| b.pass_rate)), pct(Some(r.head.pass_rate))),
+            r.regressions.len().to_string(),
+            r.fixes.len().to_string(),
         ),
         None => ("–".into(), "–".into(), "–".into()),
     };

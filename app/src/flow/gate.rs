@@ -7,13 +7,13 @@ use super::{Ctx, JobError};
 use crate::evaluate::{self, Pair, Setup};
 use crate::github::tree::CommitTree;
 use crate::github::{GitHubError, Installation};
-use crate::store::gate_runs::RunState;
+use crate::store::gate_runs::{RunKind, RunState};
 use evaluators::config;
 use evaluators::diagnostic::{Diagnostic, Diagnostics};
 use evaluators::gate::{Source, Thresholds};
 use evaluators::pricing::PriceTable;
-use evaluators::report::Report;
 use evaluators::repo::RepoPath;
+use evaluators::report::Report;
 use evaluators::workspace::{self, LoadedBundle};
 use serde_json::json;
 use std::sync::Arc;
@@ -51,7 +51,10 @@ fn fatal(e: impl std::fmt::Display) -> JobError {
 
 pub async fn run(ctx: &Arc<Ctx>, id: &str) -> Result<(), JobError> {
     let Some(run) = ctx.store.gate_run(id).await? else { return Err(fatal(format!("gate run {id} is not stored"))) };
-    if run.state.is_final() || matches!(run.state, RunState::AwaitingApproval | RunState::AwaitingPreRegistration) {
+    if run.state.is_final()
+        || matches!(run.state, RunState::AwaitingApproval | RunState::AwaitingPreRegistration)
+        || matches!(run.kind, RunKind::Duplicate | RunKind::Removed)
+    {
         return Ok(());
     }
     let span =
@@ -158,17 +161,34 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
         return Ok(());
     };
     record_metrics(ctx, &report, engine.counts());
-    let conclusion = if report.incomplete.is_some() {
+    let mut conclusion = conclusion_of(&report);
+    let mut title = report.title();
+    // A new bundle waits for a reviewer's approval; then its own gate on head alone decides.
+    if run.kind == RunKind::Added {
+        match super::pr::approval_at(ctx, repo, run.pr_number, &run.head_sha).await? {
+            Some(actor) => title = format!("approved by @{actor}: {title}"),
+            None => {
+                conclusion = "action_required";
+                title = format!("new bundle awaiting approval ({title})");
+            }
+        }
+    }
+    let summary = crate::output::markdown(&report).map_err(|e| fatal(format!("{e:#}")))?;
+    let json = crate::output::json(&report).map_err(|e| fatal(format!("{e:#}")))?;
+    ctx.metrics.inc(&ctx.metrics.evaluations_completed);
+    finish(ctx, &gh, &run, check, conclusion, &title, &summary, Some(&json)).await
+}
+
+/// The check-run conclusion of a report: an incomplete evaluation waits for a person, never
+/// passes.
+pub fn conclusion_of(report: &Report) -> &'static str {
+    if report.incomplete.is_some() {
         "action_required"
     } else if report.gate.passed {
         "success"
     } else {
         "failure"
-    };
-    let summary = crate::output::markdown(&report).map_err(|e| fatal(format!("{e:#}")))?;
-    let json = crate::output::json(&report).map_err(|e| fatal(format!("{e:#}")))?;
-    ctx.metrics.inc(&ctx.metrics.evaluations_completed);
-    finish(ctx, &gh, &run, check, conclusion, &report.title(), &summary, Some(&json)).await
+    }
 }
 
 /// What one evaluation adds to `/metrics`: calls, cache hits, every model call's latency.
@@ -229,11 +249,14 @@ async fn audit_decision(
     report: Option<&str>,
     details: &str,
 ) -> Result<(), JobError> {
-    let r: Option<Report> = report.map(serde_json::from_str).transpose().map_err(|e| fatal(format!("stored report: {e}")))?;
+    let r: Option<Report> =
+        report.map(serde_json::from_str).transpose().map_err(|e| fatal(format!("stored report: {e}")))?;
     let side = |s: Option<&evaluators::report::SideSummary>| {
-        s.map(|s| json!({ "bundle_sha256": s.bundle_sha256, "pass_rate": s.pass_rate, "pass_rate_ci95": s.pass_rate_ci95,
+        s.map(|s| {
+            json!({ "bundle_sha256": s.bundle_sha256, "pass_rate": s.pass_rate, "pass_rate_ci95": s.pass_rate_ci95,
             "cases": s.cases, "passed": s.passed, "cost_usd": s.cost_usd, "p95_latency_ms": s.p95_latency_ms,
-            "judge_error_rate": s.judge_error_rate }))
+            "judge_error_rate": s.judge_error_rate })
+        })
     };
     let data = match &r {
         Some(r) => json!({

@@ -10,11 +10,13 @@ use super::{Ctx, JobError};
 use crate::audit::Kind;
 use crate::github::Installation;
 use crate::github::tree::CommitTree;
+use crate::store::gate_runs::{GateRun, RunKind};
 use crate::store::gate_runs::{NewGateRun, RunState};
 use crate::store::jobs::JobKind;
 use evaluators::gate::{Key, fmt_value};
-use evaluators::golden_diff;
+use evaluators::instrument;
 use evaluators::preregistration::{self, PreRegistration, Problem};
+use evaluators::report::Report;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -51,19 +53,21 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
     if pr.state != "open" {
         return Ok(());
     }
-    let (head, base) = (pr.head.sha.clone(), pr.base.sha.clone());
+    let head = pr.head.sha.clone();
+    // What is compared: the merge base of the head and the base branch, as `evalgate eval` does.
+    // A result holds for this (base, head) pair only: a new base branch, or a head that merged
+    // the base branch, is evaluated again.
+    let base = gh.merge_base(repo, &pr.base.git_ref, &head).await?;
     let fork = pr.is_fork();
     ctx.store.upsert_pr(repo, number, installation, &head, &base, fork).await?;
     ctx.store.remember_repository(repo, installation).await?;
-    cancel_older(ctx, &gh, repo, number, &head).await?;
+    cancel_older(ctx, &gh, repo, number, &head, &base).await?;
 
     let files = gh.pull_request_files(repo, number).await?;
-    let changed: Vec<String> =
-        files.iter().flat_map(|f| std::iter::once(f.filename.clone()).chain(f.previous_filename.clone())).collect();
     let base_tree = CommitTree::fetch(&gh, repo, &base).await?;
     let head_tree = CommitTree::fetch(&gh, repo, &head).await?;
-    let touched = touched::find(&gh, &base_tree, &head_tree, &changed).await?;
-    tracing::info!(pr = number, head = %head, touched = touched.len(), "pull request synchronised");
+    let touched = touched::find(&gh, &base_tree, &head_tree, &files).await?;
+    tracing::info!(pr = number, head = %head, base = %base, touched = touched.len(), "pull request synchronised");
     if touched.is_empty() {
         return Ok(());
     }
@@ -96,14 +100,14 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
     }
     post_golden_set(ctx, &gh, repo, number, &head, &sides).await?;
 
-    for (t, _, _) in &sides {
-        let Some(manifest) = &t.head else { continue }; // removed: nothing left to evaluate
-        let state = if prereg.is_err() {
-            RunState::AwaitingPreRegistration
-        } else if fork {
-            RunState::AwaitingApproval
-        } else {
-            RunState::Queued
+    for t in &touched {
+        let kind = t.kind();
+        let state = match kind {
+            // Nothing to evaluate: decided here, below.
+            RunKind::Duplicate | RunKind::Removed => RunState::Queued,
+            _ if prereg.is_err() => RunState::AwaitingPreRegistration,
+            _ if fork => RunState::AwaitingApproval,
+            _ => RunState::Queued,
         };
         let base_manifest = t.base.as_ref().map(|m| m.as_str().to_owned());
         let new = NewGateRun {
@@ -112,11 +116,27 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
             head_sha: &head,
             base_sha: &base,
             bundle: &t.name,
-            manifest: manifest.as_str(),
+            manifest: t.manifest.as_str(),
             base_manifest: base_manifest.as_deref(),
+            kind,
             state,
         };
         let (run, created) = ctx.store.gate_run_for(&new).await?;
+        match kind {
+            RunKind::Duplicate => {
+                if !run.state.is_final() {
+                    duplicate(ctx, &gh, &run, t.duplicate.as_deref().unwrap_or_default()).await?;
+                }
+                continue;
+            }
+            RunKind::Removed => {
+                if !run.state.is_final() {
+                    removed(ctx, &gh, &run).await?;
+                }
+                continue;
+            }
+            RunKind::Paired | RunKind::Added => {}
+        }
         let waiting_for_body = run.state == RunState::AwaitingPreRegistration;
         // A run queued by an earlier attempt of this job that failed before its check run was
         // posted is started again.
@@ -128,9 +148,94 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
         if !created {
             ctx.store.reopen_run(&run.id, state).await?;
         }
-        start(ctx, &gh, repo, &head, t, &run.id, state).await?;
+        start(ctx, &gh, repo, &head, &t.name, &run.id, state).await?;
     }
     super::comment::update(ctx, &gh, repo, number).await?;
+    Ok(())
+}
+
+/// Two manifests with one name: the check fails naming both, and neither is evaluated.
+async fn duplicate(ctx: &Ctx, gh: &Installation, run: &GateRun, message: &str) -> Result<(), JobError> {
+    let title = format!("duplicate bundle name `{}`", run.bundle);
+    let summary = format!(
+        "`{}`: {message}.\n\nevalgate identifies a bundle by the path of its `bundle.yaml`, and its check by the bundle's name, so two manifests with one name cannot both be gated; nothing was evaluated. Rename one of them.",
+        run.manifest
+    );
+    if !ctx.store.complete_run(&run.id, "failure", &title, None, &summary).await? {
+        return Ok(());
+    }
+    let body = json!({ "status": "completed", "conclusion": "failure", "completed_at": now(),
+        "external_id": run.id, "output": checks::output(&title, &summary, None) });
+    let id = checks::ensure(ctx, gh, &run.repo, &run.head_sha, &bundle_check(&run.bundle), body.clone()).await?;
+    checks::update(gh, &run.repo, id, &body).await?;
+    let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
+        "base_sha": run.base_sha, "conclusion": "failure", "title": title, "reason": message });
+    ctx.store.audit(&run.repo, Kind::GateDecision, "evalgate", Some(run.pr_number), data).await?;
+    Ok(())
+}
+
+/// A removed bundle: nothing to evaluate; a reviewer approves the removal (`approve-golden`),
+/// and then the check is neutral naming who.
+async fn removed(ctx: &Ctx, gh: &Installation, run: &GateRun) -> Result<(), JobError> {
+    let approved = approval_at(ctx, &run.repo, run.pr_number, &run.head_sha).await?;
+    let (conclusion, title) = match &approved {
+        Some(actor) => ("neutral", format!("bundle removed: removal approved by @{actor}")),
+        None => ("action_required", "bundle removed: awaiting a reviewer's approval".to_owned()),
+    };
+    let summary = format!(
+        "This pull request removes the bundle `{}` (`{}`), so there is nothing to evaluate. A reviewer with write access approves the removal with `/evalgate approve-golden` (see `evalgate/golden-set`).",
+        run.bundle, run.manifest
+    );
+    if !ctx.store.complete_run(&run.id, conclusion, &title, None, &summary).await? {
+        return Ok(());
+    }
+    let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(),
+        "external_id": run.id, "output": checks::output(&title, &summary, None) });
+    let id = checks::ensure(ctx, gh, &run.repo, &run.head_sha, &bundle_check(&run.bundle), body.clone()).await?;
+    checks::update(gh, &run.repo, id, &body).await
+}
+
+/// Who approved the instrument change (new or removed bundles included) shown at `head`, if
+/// anyone did: the approval holds for exactly that change.
+pub async fn approval_at(ctx: &Ctx, repo: &str, number: u64, head: &str) -> Result<Option<String>, JobError> {
+    let Some((fingerprint, _, _)) = ctx.store.golden_change(repo, head).await? else { return Ok(None) };
+    Ok(ctx.store.approved_by(repo, number, "golden", &fingerprint).await?)
+}
+
+/// After `/evalgate approve-golden`: the new and removed bundles it covers show their own
+/// conclusion now (a new bundle its gate on head alone, a removed one neutral).
+pub async fn apply_bundle_approval(
+    ctx: &Ctx,
+    gh: &Installation,
+    repo: &str,
+    number: u64,
+    head: &str,
+    actor: &str,
+) -> Result<(), JobError> {
+    for run in ctx.store.gate_runs_at(repo, number, head).await? {
+        if !run.state.is_final() || run.state == RunState::Cancelled {
+            continue;
+        }
+        let Some(id) = ctx.store.check_run_id(repo, head, &bundle_check(&run.bundle)).await? else { continue };
+        let (conclusion, title) = match run.kind {
+            RunKind::Removed => ("neutral".to_owned(), format!("bundle removed: removal approved by @{actor}")),
+            RunKind::Added => {
+                let Some(report) = run.report.as_deref().and_then(|r| serde_json::from_str::<Report>(r).ok()) else {
+                    continue;
+                };
+                (gate::conclusion_of(&report).to_owned(), format!("approved by @{actor}: {}", report.title()))
+            }
+            _ => continue,
+        };
+        let summary = run.summary.clone().unwrap_or_default();
+        if !ctx.store.complete_run(&run.id, &conclusion, &title, run.report.as_deref(), &summary).await? {
+            continue;
+        }
+        let details = ctx.details_url(&run.id);
+        let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(), "details_url": details,
+            "output": checks::output(&title, &summary, Some(&details)) });
+        checks::update(gh, repo, id, &body).await?;
+    }
     Ok(())
 }
 
@@ -140,11 +245,11 @@ async fn start(
     gh: &Installation,
     repo: &str,
     head: &str,
-    t: &Touched,
+    bundle: &str,
     run_id: &str,
     state: RunState,
 ) -> Result<(), JobError> {
-    let name = bundle_check(&t.name);
+    let name = bundle_check(bundle);
     let details = ctx.details_url(run_id);
     let body = match state {
         RunState::AwaitingPreRegistration => json!({
@@ -218,9 +323,16 @@ pub fn golden_body(title: &str, summary: &str, conclusion: &str) -> Value {
         "output": checks::output(title, summary, None) })
 }
 
-/// A newer head cancels the evaluations of older ones.
-async fn cancel_older(ctx: &Ctx, gh: &Installation, repo: &str, number: u64, head: &str) -> Result<(), JobError> {
-    for run in ctx.store.open_runs_not_at(repo, number, head).await? {
+/// A newer head, or a new base, cancels the evaluations of older pairs.
+async fn cancel_older(
+    ctx: &Ctx,
+    gh: &Installation,
+    repo: &str,
+    number: u64,
+    head: &str,
+    base: &str,
+) -> Result<(), JobError> {
+    for run in ctx.store.open_runs_not_at(repo, number, head, base).await? {
         if !ctx.store.set_run_state(&run.id, RunState::Cancelled).await? {
             continue;
         }
@@ -228,8 +340,9 @@ async fn cancel_older(ctx: &Ctx, gh: &Installation, repo: &str, number: u64, hea
         if let Some(id) = ctx.store.check_run_id(repo, &run.head_sha, &bundle_check(&run.bundle)).await? {
             let body = json!({
                 "status": "completed", "conclusion": "cancelled", "completed_at": now(),
-                "output": checks::output("cancelled: superseded by a newer push",
-                    &format!("A newer push (`{}`) replaced this head; its evaluation is in the newer check run.", short(head)), None),
+                "output": checks::output(
+                    if run.head_sha == head { "cancelled: the base changed" } else { "cancelled: superseded by a newer push" },
+                    &format!("The pull request is now `{}` against `{}`; its evaluation is in the newer check run.", short(head), short(base)), None),
             });
             checks::update(gh, repo, id, &body).await?;
         }
@@ -293,7 +406,10 @@ async fn post_pre_registration(
     checks::update(gh, repo, id, &body).await
 }
 
-/// `evalgate/golden-set`, when the pull request changes a golden set or a `gate:` block.
+/// `evalgate/golden-set`, when the pull request changes the instrument (golden set, `gate:`,
+/// samples, budget, judge) or adds or removes a bundle: every change old → new, cases by
+/// content. The approval covers a fingerprint of the pins and the canonical instrument of both
+/// sides of every bundle listed, so any later change to them needs a new approval.
 async fn post_golden_set(
     ctx: &Ctx,
     gh: &Installation,
@@ -303,64 +419,45 @@ async fn post_golden_set(
     sides: &[(&Touched, Option<Side>, Option<Side>)],
 ) -> Result<(), JobError> {
     let mut bundles = Vec::new();
+    let mut prints = Vec::new();
+    let mut total = 0usize;
     for (t, base, head_side) in sides {
-        let (Some(Ok(h)), b) = (head_side, base) else { continue };
-        let b = match b {
-            Some(Ok(b)) => Some(b),
-            _ => None,
-        };
-        let (golden_changed, diff, gate) = match b {
-            Some(b) => {
-                let changed = b.bundle.eval.golden_set_sha256 != h.bundle.eval.golden_set_sha256;
-                let diff = golden_diff::diff_cases(&b.golden, &h.golden);
-                let gate = golden_diff::diff_gate(&b.bundle.eval.gate, &h.bundle.eval.gate);
-                (changed, diff, gate)
-            }
-            None => {
-                // A new bundle: every case and every gate key is new.
-                let empty = evaluators::bundle::GateConfig { critical_tags: vec![], ..Default::default() };
-                let diff = golden_diff::GoldenDiff {
-                    added: h.golden.cases.iter().map(|c| c.id.clone()).collect(),
-                    ..Default::default()
-                };
-                (true, diff, golden_diff::diff_gate(&empty, &h.bundle.eval.gate))
-            }
-        };
-        if !golden_changed && gate.is_empty() {
+        if t.duplicate.is_some() {
+            continue; // failed on its own check; nothing of it is measured
+        }
+        // An invalid side fails its own check; what could be read is still compared.
+        let (b, h) = (base.as_ref().and_then(|b| b.as_ref().ok()), head_side.as_ref().and_then(|h| h.as_ref().ok()));
+        if (t.base.is_some() && b.is_none()) || (t.head.is_some() && h.is_none()) {
             continue;
         }
-        let ids = |v: &[evaluators::ids::CaseId]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let changes = instrument::changes(b, h);
+        if changes.is_empty() {
+            continue;
+        }
+        total += changes.len();
+        prints.push(format!("{} {}", t.manifest, instrument::fingerprint(t.manifest.as_str(), b, h).hex()));
+        let dash = || "(none)".to_owned();
         bundles.push(json!({
             "bundle": t.name,
-            "golden": golden_changed,
-            "golden_set": h.bundle.eval.golden_set.as_str(),
-            "added": ids(&diff.added), "removed": ids(&diff.removed), "changed": ids(&diff.changed),
-            "added_count": diff.added.len(), "removed_count": diff.removed.len(), "changed_count": diff.changed.len(),
-            "gate": gate.iter().map(|g| json!({
-                "key": g.key,
-                "base": g.base.clone().unwrap_or_else(|| "(unset)".into()),
-                "head": g.head.clone().unwrap_or_else(|| "(unset)".into()),
+            "manifest": t.manifest.as_str(),
+            "changes": changes.iter().map(|c| json!({
+                "what": c.what,
+                "old": c.old.clone().unwrap_or_else(dash).replace('|', "\\|"),
+                "new": c.new.clone().unwrap_or_else(dash).replace('|', "\\|"),
             })).collect::<Vec<_>>(),
         }));
     }
     if bundles.is_empty() {
         return Ok(());
     }
-    let total = |k: &str| bundles.iter().map(|b| b[k].as_u64().unwrap_or(0)).sum::<u64>();
-    let gate_changes: usize = bundles.iter().map(|b| b["gate"].as_array().map_or(0, Vec::len)).sum();
-    let title = format!(
-        "awaiting approval: {} added, {} removed, {} changed case(s), {} gate change(s)",
-        total("added_count"),
-        total("removed_count"),
-        total("changed_count"),
-        gate_changes
-    );
+    let title = format!("awaiting approval: {total} change(s) to what measures {} bundle(s)", bundles.len());
     let summary = ctx
         .templates
         .markdown("golden-set", &json!({ "bundles": bundles }))
         .map_err(|e| JobError::Fatal(format!("{e:#}")))?;
-    // What exactly is approved: the listed change, whatever head carries it.
-    let fingerprint = evaluators::ids::Sha256::digest(summary.as_bytes()).hex();
+    // What exactly is approved: the instruments of both sides, whatever head carries them.
+    prints.sort();
+    let fingerprint = evaluators::ids::Sha256::digest(prints.join("\n").as_bytes()).hex();
     ctx.store.set_golden_change(repo, head, &fingerprint, &title, &summary).await?;
     let approved = ctx.store.approved_by(repo, number, "golden", &fingerprint).await?;
     let body = match &approved {
@@ -406,9 +503,8 @@ pub async fn approve_fork(
             continue;
         }
         ctx.store.reopen_run(&run.id, RunState::Queued).await?;
-        let t = Touched { name: run.bundle.clone(), head: None, base: None };
         tracing::info!(sender, bundle = %run.bundle, "fork evaluation approved");
-        start(ctx, &gh, repo, head_sha, &t, &run.id, RunState::Queued).await?;
+        start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, RunState::Queued).await?;
     }
     Ok(())
 }
@@ -430,6 +526,11 @@ pub async fn rerun(
         tracing::info!("re-run of an old head ignored");
         return Ok(());
     }
+    // A re-run reads the base again: when the merge base moved, the new pair is evaluated.
+    let live = gh.pull_request(repo, number).await?;
+    if gh.merge_base(repo, &live.base.git_ref, head_sha).await? != pr.base_sha {
+        return sync(ctx, installation, repo, number).await;
+    }
     let runs = ctx.store.gate_runs_at(repo, number, head_sha).await?;
     let wanted: Vec<_> = runs.iter().filter(|r| name.is_none_or(|n| n == bundle_check(&r.bundle))).collect();
     if wanted.is_empty() {
@@ -440,14 +541,16 @@ pub async fn rerun(
         if !(run.state.is_final() || run.state == RunState::AwaitingApproval) {
             continue;
         }
+        if matches!(run.kind, RunKind::Duplicate | RunKind::Removed) {
+            continue; // decided without an evaluation: nothing to run again
+        }
         let state = if pr.is_fork && run.state == RunState::AwaitingApproval {
             RunState::AwaitingApproval
         } else {
             RunState::Queued
         };
         ctx.store.reopen_run(&run.id, state).await?;
-        let t = Touched { name: run.bundle.clone(), head: None, base: None };
-        start(ctx, &gh, repo, head_sha, &t, &run.id, state).await?;
+        start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, state).await?;
     }
     Ok(())
 }

@@ -1,21 +1,42 @@
-//! Which bundles a pull request touches: a changed file in the bundle's folder, a file it
-//! references (prompt, tools, rubric, wherever they are), or its golden set — at base or at
-//! head, so that adding, editing, moving and removing all count.
+//! Which bundles a pull request touches, and how each head bundle pairs with its base.
+//!
+//! A bundle is identified by the path of its `bundle.yaml` (SPEC, "Bundle identity"). Both
+//! sides are discovered with the **base** branch's `.evalgate.yml`, so a pull request cannot
+//! hide its bundle by narrowing the globs. Head and base pair by manifest path; a manifest the
+//! pull request moves (a rename in its file list) pairs with its old path. A name used by two
+//! manifests at head is a duplicate: neither is evaluated, and the check fails naming both.
 
+use crate::github::api::PrFile;
 use crate::github::tree::CommitTree;
 use crate::github::{GitHubError, Installation};
+use crate::store::gate_runs::RunKind;
 use evaluators::config::{self, RepoConfig};
 use evaluators::diagnostic::Diagnostics;
 use evaluators::repo::RepoPath;
 use evaluators::workspace::{self, References};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// One touched bundle: its name and where its manifest is on each side.
+/// One touched bundle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Touched {
     pub name: String,
+    /// Its identity: the manifest at head, or at base for a removed bundle.
+    pub manifest: RepoPath,
     pub head: Option<RepoPath>,
     pub base: Option<RepoPath>,
+    /// For a duplicate name: the error naming every manifest that uses it.
+    pub duplicate: Option<String>,
+}
+
+impl Touched {
+    pub fn kind(&self) -> RunKind {
+        match (&self.duplicate, &self.head, &self.base) {
+            (Some(_), _, _) => RunKind::Duplicate,
+            (None, Some(_), Some(_)) => RunKind::Paired,
+            (None, Some(_), None) => RunKind::Added,
+            (None, None, _) => RunKind::Removed,
+        }
+    }
 }
 
 /// `.evalgate.yml` of one side; an invalid one gives the defaults plus its problems.
@@ -32,38 +53,76 @@ pub async fn find(
     gh: &Installation,
     base: &CommitTree,
     head: &CommitTree,
-    changed: &[String],
+    files: &[PrFile],
 ) -> Result<Vec<Touched>, GitHubError> {
-    let (base_cfg, _) = config_of(gh, base).await?;
-    let (head_cfg, _) = config_of(gh, head).await?;
-    let base_manifests = workspace::match_bundles(&base_cfg, base.paths()).map_err(GitHubError::Setup)?;
-    let head_manifests = workspace::match_bundles(&head_cfg, head.paths()).map_err(GitHubError::Setup)?;
+    // The base's globs decide discovery on both sides.
+    let (cfg, _) = config_of(gh, base).await?;
+    let base_manifests = workspace::match_bundles(&cfg, base.paths()).map_err(GitHubError::Setup)?;
+    let head_manifests = workspace::match_bundles(&cfg, head.paths()).map_err(GitHubError::Setup)?;
     let refs = |tree: &CommitTree, manifests: &[RepoPath]| {
-        manifests.iter().map(|m| (m.clone(), workspace::references(tree, m))).collect::<Vec<(RepoPath, References)>>()
+        manifests
+            .iter()
+            .map(|m| (m.clone(), workspace::references(tree, m)))
+            .collect::<BTreeMap<RepoPath, References>>()
     };
     let base_refs = base.load(gh, |t| refs(t, &base_manifests)).await?;
-    let head_refs = head.load(gh, |t| refs(t, &head_manifests)).await?;
-    let name_of = |m: &RepoPath, r: &References| r.name.clone().unwrap_or_else(|| m.parent().file_name().to_owned());
-    // By bundle name, so a bundle moved to another folder is still one bundle.
-    let mut out: BTreeMap<String, Touched> = BTreeMap::new();
-    for (side_is_head, list) in [(false, &base_refs), (true, &head_refs)] {
-        for (manifest, r) in list {
-            if !changed.iter().any(|p| r.touched_by(p)) {
-                continue;
+    let (head_refs, duplicates) =
+        head.load(gh, |t| (refs(t, &head_manifests), workspace::duplicate_names(t, &head_manifests))).await?;
+    let changed: Vec<&str> =
+        files.iter().flat_map(|f| std::iter::once(f.filename.as_str()).chain(f.previous_filename.as_deref())).collect();
+    let renamed_from: BTreeMap<&str, &str> =
+        files.iter().filter_map(|f| Some((f.filename.as_str(), f.previous_filename.as_deref()?))).collect();
+    let touches = |r: Option<&References>| r.is_some_and(|r| changed.iter().any(|p| r.touched_by(p)));
+    let name_of = |m: &RepoPath, r: Option<&References>| {
+        r.and_then(|r| r.name.clone()).unwrap_or_else(|| m.parent().file_name().to_owned())
+    };
+
+    let mut out: Vec<Touched> = Vec::new();
+    let mut paired_bases = BTreeSet::new();
+    let mut touched_names = BTreeSet::new();
+    for m in &head_manifests {
+        let base_path = if base_refs.contains_key(m) {
+            Some(m.clone())
+        } else {
+            renamed_from
+                .get(m.as_str())
+                .and_then(|old| RepoPath::parse(old).ok())
+                .filter(|old| base_refs.contains_key(old) && !head_refs.contains_key(old))
+        };
+        if let Some(b) = &base_path {
+            paired_bases.insert(b.clone());
+        }
+        let h = head_refs.get(m);
+        let touched = touches(h) || touches(base_path.as_ref().and_then(|b| base_refs.get(b)));
+        let name = name_of(m, h);
+        if touched {
+            touched_names.insert(name.clone());
+        }
+        out.push(Touched { name, manifest: m.clone(), head: Some(m.clone()), base: base_path, duplicate: None });
+    }
+    // A duplicate name fails every manifest that gives it, once any of them is touched (a
+    // decoy the pull request adds names the bundle it shadows).
+    for d in &duplicates {
+        for (m, _) in &d.manifests {
+            if let Some(t) = out.iter_mut().find(|t| t.manifest == *m) {
+                t.duplicate = Some(d.message_for(m));
             }
-            let name = name_of(manifest, r);
-            let entry = out.entry(name.clone()).or_insert(Touched { name, head: None, base: None });
-            if side_is_head { entry.head = Some(manifest.clone()) } else { entry.base = Some(manifest.clone()) }
         }
     }
-    // A touched bundle's other side, even when that side itself did not change.
-    for t in out.values_mut() {
-        if t.head.is_none() {
-            t.head = head_refs.iter().find(|(m, r)| name_of(m, r) == t.name).map(|(m, _)| m.clone());
+    let mut out: Vec<Touched> = out.into_iter().filter(|t| touched_names.contains(&t.name)).collect();
+    // A base manifest nothing at head pairs with is removed (gone, or moved out of the globs).
+    for (m, r) in &base_refs {
+        if paired_bases.contains(m) || !touches(Some(r)) {
+            continue;
         }
-        if t.base.is_none() {
-            t.base = base_refs.iter().find(|(m, r)| name_of(m, r) == t.name).map(|(m, _)| m.clone());
-        }
+        out.push(Touched {
+            name: name_of(m, Some(r)),
+            manifest: m.clone(),
+            head: None,
+            base: Some(m.clone()),
+            duplicate: None,
+        });
     }
-    Ok(out.into_values().collect())
+    out.sort_by(|a, b| (&a.name, &a.manifest).cmp(&(&b.name, &b.manifest)));
+    Ok(out)
 }

@@ -137,6 +137,22 @@ impl Installation {
         decode(&path, reply.body)
     }
 
+    /// The merge base of `head_sha` and the branch `base_ref`: what a pull request's change is
+    /// measured against (`GET /repos/{o}/{r}/compare/{base}...{head}`).
+    pub async fn merge_base(&self, repo: &str, base_ref: &str, head_sha: &str) -> Result<String, GitHubError> {
+        let path = format!("/repos/{repo}/compare/{base_ref}...{head_sha}?per_page=1");
+        let reply = self.request(Method::GET, &path, None, true).await?;
+        #[derive(serde::Deserialize)]
+        struct Compare {
+            merge_base_commit: Sha,
+        }
+        #[derive(serde::Deserialize)]
+        struct Sha {
+            sha: String,
+        }
+        Ok(decode::<Compare>(&path, reply.body)?.merge_base_commit.sha)
+    }
+
     /// Every file the pull request changes (all pages, 100 a page).
     pub async fn pull_request_files(&self, repo: &str, number: u64) -> Result<Vec<PrFile>, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/files?per_page=100");

@@ -2,7 +2,11 @@
 //! its input, each side's answer, tool calls, checks and judge reasons.
 
 use crate::store::gate_runs::GateRun;
-use serde_json::Value;
+use evaluators::engine::judge::JudgeOutcome;
+use evaluators::engine::runner::Event;
+use evaluators::engine::{CaseRun, Verdict};
+use evaluators::golden::Role;
+use evaluators::report::Report;
 use std::fmt::Write as _;
 
 /// The text of one value for a comment, cut so one case cannot flood the thread.
@@ -20,55 +24,57 @@ fn longest_backtick_run(s: &str) -> usize {
     s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
-fn side(out: &mut String, case: &Value, which: &str) {
-    let run = &case[which];
-    let _ = writeln!(out, "#### {which}: {}", run["verdict"].as_str().unwrap_or("?"));
-    for (i, sample) in run["samples"].as_array().into_iter().flatten().enumerate() {
-        if run["samples"].as_array().map_or(0, Vec::len) > 1 {
-            let _ = writeln!(out, "Sample {}: {}", i + 1, sample["verdict"].as_str().unwrap_or("?"));
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::JudgeError => "judge_error",
+        Verdict::Error => "error",
+    }
+}
+
+fn side(out: &mut String, run: &CaseRun, which: &str) {
+    let _ = writeln!(out, "#### {which}: {}", verdict_name(run.verdict));
+    for (i, sample) in run.samples.iter().enumerate() {
+        if run.samples.len() > 1 {
+            let _ = writeln!(out, "Sample {}: {}", i + 1, verdict_name(sample.verdict));
         }
-        if let Some(err) = sample["error"].as_str() {
+        if let Some(err) = &sample.error {
             let _ = writeln!(out, "Could not run: {err}");
         }
-        let t = &sample["transcript"];
-        for e in t["events"].as_array().into_iter().flatten().filter(|e| e["kind"] == "tool") {
-            let call = &e["call"];
-            let _ = writeln!(
-                out,
-                "- tool `{}({})` → {}",
-                call["name"].as_str().unwrap_or("?"),
-                clip(&call["args"].to_string(), 300),
-                clip(e["result"].as_str().unwrap_or(""), 300)
-            );
-        }
-        if let Some(answer) = t["final_text"].as_str() {
+        if let Some(t) = &sample.transcript {
+            for e in &t.events {
+                if let Event::Tool { call, result, .. } = e {
+                    let _ = writeln!(
+                        out,
+                        "- tool `{}({})` → {}",
+                        call.name,
+                        clip(&call.args.to_string(), 300),
+                        clip(result, 300)
+                    );
+                }
+            }
             out.push_str("Answer:\n");
-            out.push_str(&fenced(&clip(answer, 4_000)));
+            out.push_str(&fenced(&clip(&t.final_text, 4_000)));
         }
-        for c in sample["checks"].as_array().into_iter().flatten() {
-            let mark = if c["passed"].as_bool() == Some(true) { "pass" } else { "FAIL" };
-            let _ = writeln!(
-                out,
-                "- {mark} `{}`: {}",
-                c["type"].as_str().unwrap_or("?"),
-                clip(c["detail"].as_str().unwrap_or(""), 500)
-            );
+        for c in &sample.checks {
+            let mark = if c.passed { "pass" } else { "FAIL" };
+            let _ = writeln!(out, "- {mark} `{}`: {}", c.check_type, clip(&c.detail, 500));
         }
-        for j in sample["judge"].as_array().into_iter().flatten() {
-            let state = j["state"].as_str().unwrap_or("?");
-            let verdict = match (state, j["pass"].as_bool()) {
-                ("decided", Some(true)) => "pass".to_owned(),
-                ("decided", Some(false)) => "FAIL".to_owned(),
-                _ => format!("judge error: {}", j["reason"].as_str().unwrap_or("")),
+        for j in &sample.judge {
+            let (verdict, votes) = match &j.outcome {
+                JudgeOutcome::Decided { pass: true, votes } => ("pass".to_owned(), votes),
+                JudgeOutcome::Decided { pass: false, votes } => ("FAIL".to_owned(), votes),
+                JudgeOutcome::Error { reason, votes } => (format!("judge error: {reason}"), votes),
             };
             let _ = writeln!(out, "- judge {verdict}");
-            for v in j["votes"].as_array().into_iter().flatten() {
+            for v in votes {
                 let _ = writeln!(
                     out,
                     "  - vote {} ({}): {}",
-                    if v["pass"].as_bool() == Some(true) { "pass" } else { "fail" },
-                    v["score"],
-                    clip(v["reason"].as_str().unwrap_or(""), 500)
+                    if v.pass { "pass" } else { "fail" },
+                    v.score,
+                    clip(&v.reason, 500)
                 );
             }
         }
@@ -80,26 +86,39 @@ pub fn render(runs: &[GateRun], case_id: &str) -> String {
     let mut out = String::new();
     let mut known: Vec<String> = Vec::new();
     for run in runs {
-        let Some(report) = run.report.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok()) else { continue };
-        let cases = report["cases"].as_array().cloned().unwrap_or_default();
-        let Some(case) = cases.iter().find(|c| c["id"] == case_id) else {
-            known.extend(cases.iter().take(20).filter_map(|c| c["id"].as_str().map(str::to_owned)));
+        let Some(text) = run.report.as_deref() else { continue };
+        let report: Report = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "The stored report of `evalgate/{}` cannot be read by this version: {e}\n",
+                    run.bundle
+                );
+                continue;
+            }
+        };
+        let Some(case) = report.cases.iter().find(|c| c.id == case_id) else {
+            known.extend(report.cases.iter().take(20).map(|c| c.id.clone()));
             continue;
         };
-        let _ =
-            writeln!(out, "### `{case_id}` in `evalgate/{}`: {}\n", run.bundle, case["change"].as_str().unwrap_or(""));
+        let change =
+            serde_json::to_value(case.change).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = writeln!(out, "### `{case_id}` in `evalgate/{}`: {}\n", run.bundle, change.replace('_', " "));
         out.push_str("Input:\n");
-        for m in case["input"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "- **{}**: {}",
-                m["role"].as_str().unwrap_or("?"),
-                clip(m["content"].as_str().unwrap_or(""), 2_000)
-            );
+        for m in &case.input {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            let _ = writeln!(out, "- **{role}**: {}", clip(&m.content, 2_000));
         }
         out.push('\n');
-        side(&mut out, case, "base");
-        side(&mut out, case, "head");
+        match &case.base {
+            Some(b) => side(&mut out, b, "base"),
+            None => out.push_str("#### base: none (a new bundle, evaluated on head alone)\n\n"),
+        }
+        side(&mut out, &case.head, "head");
     }
     if out.is_empty() {
         let hint = if known.is_empty() {

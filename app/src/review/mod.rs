@@ -204,8 +204,10 @@ async fn accept_thresholds(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, h
 /// Clears `evalgate/golden-set` for the change it shows now.
 async fn approve_golden(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, head: &str) -> Result<(), JobError> {
     let Some((fingerprint, title, summary)) = ctx.store.golden_change(c.repo, head).await? else {
-        let text =
-            format!("@{}: this pull request changes no golden set or gate at its head; nothing to approve.", c.author);
+        let text = format!(
+            "@{}: this pull request changes nothing that measures it (golden set, gate, samples, budget, judge, or a bundle added or removed) at its head; nothing to approve.",
+            c.author
+        );
         return reply(gh, c, &text).await;
     };
     ctx.store.approve(c.repo, c.number, "golden", &fingerprint, c.author).await?;
@@ -215,5 +217,7 @@ async fn approve_golden(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, head
         let body = pr::golden_body(&pr::approved_title(&title, c.author), &summary, "success");
         checks::update(gh, c.repo, id, &body).await?;
     }
+    // New and removed bundles wait for this approval: they show their own conclusion now.
+    pr::apply_bundle_approval(ctx, gh, c.repo, c.number, head, c.author).await?;
     react(gh, c, "+1").await
 }

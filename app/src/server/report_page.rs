@@ -8,6 +8,11 @@ use super::App;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use evaluators::engine::judge::JudgeOutcome;
+use evaluators::engine::runner::Event;
+use evaluators::engine::{CaseRun, SampleRun, Verdict};
+use evaluators::golden::{Label, Role};
+use evaluators::report::{CaseReport, Change, Report, SideSummary};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -30,164 +35,182 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-fn pct(v: &Value) -> String {
-    v.as_f64().map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "–".into())
+fn pct(v: Option<f64>) -> String {
+    v.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "n/a".into())
 }
 
-fn money(v: &Value) -> String {
-    v.as_f64().map(|x| format!("${x:.4}")).unwrap_or_else(|| "unknown".into())
+fn money(v: Option<f64>) -> String {
+    v.map(|x| format!("${x:.4}")).unwrap_or_else(|| "unknown".into())
 }
 
-fn ms(v: &Value) -> String {
-    v.as_f64().map(|x| format!("{x:.0} ms")).unwrap_or_else(|| "–".into())
+fn ms(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.0} ms")).unwrap_or_else(|| "–".into())
 }
 
-fn is_error(run: &Value) -> bool {
-    matches!(run["verdict"].as_str(), Some("error" | "judge_error"))
+fn is_error(run: Option<&CaseRun>) -> bool {
+    run.is_some_and(|r| matches!(r.verdict, Verdict::Error | Verdict::JudgeError))
 }
 
-fn matches(filter: &str, case: &Value) -> bool {
-    let change = case["change"].as_str().unwrap_or("");
+fn matches(filter: &str, case: &CaseReport) -> bool {
     match filter {
-        "regressions" => change == "regression",
-        "fixes" => change == "fix",
-        "flaky" => change == "flaky",
-        "errors" => is_error(&case["base"]) || is_error(&case["head"]),
+        "regressions" => case.change.is_regression(),
+        "fixes" => case.change == Change::Fix,
+        "flaky" => case.change == Change::Flaky || case.head.flaky,
+        "errors" => is_error(case.base.as_ref()) || is_error(Some(&case.head)),
         _ => true,
     }
 }
 
-fn sample_view(s: &Value) -> Value {
-    let t = &s["transcript"];
-    let tools: Vec<Value> = t["events"]
-        .as_array()
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::JudgeError => "judge_error",
+        Verdict::Error => "error",
+    }
+}
+
+fn change_name(c: Change) -> &'static str {
+    match c {
+        Change::Regression => "regression",
+        Change::RegressionJudgeError => "regression_judge_error",
+        Change::Fix => "fix",
+        Change::Flaky => "flaky",
+        Change::Unchanged => "unchanged",
+        Change::UngradedOnBase => "ungraded_on_base",
+        Change::NotRun => "not_run",
+        Change::New => "new",
+    }
+}
+
+fn sample_view(s: &SampleRun) -> Value {
+    let t = s.transcript.as_ref();
+    let tools: Vec<Value> = t
         .into_iter()
-        .flatten()
-        .filter(|e| e["kind"] == "tool")
-        .map(|e| {
-            json!({ "name": e["call"]["name"].as_str().unwrap_or("?"), "args": clip(&e["call"]["args"].to_string(), 400),
-                "result": clip(e["result"].as_str().unwrap_or(""), 400) })
+        .flat_map(|t| &t.events)
+        .filter_map(|e| match e {
+            Event::Tool { call, result, .. } => Some(
+                json!({ "name": call.name, "args": clip(&call.args.to_string(), 400), "result": clip(result, 400) }),
+            ),
+            Event::Model { .. } => None,
         })
         .collect();
-    let checks: Vec<Value> = s["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            json!({ "passed": c["passed"].as_bool() == Some(true), "kind": c["type"].as_str().unwrap_or("?"),
-            "detail": clip(c["detail"].as_str().unwrap_or(""), 600) })
-        })
+    let checks: Vec<Value> = s
+        .checks
+        .iter()
+        .map(|c| json!({ "passed": c.passed, "kind": c.check_type, "detail": clip(&c.detail, 600) }))
         .collect();
-    let judge: Vec<Value> = s["judge"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let judge: Vec<Value> = s
+        .judge
+        .iter()
         .map(|j| {
-            let (verdict, class) = match (j["state"].as_str(), j["pass"].as_bool()) {
-                (Some("decided"), Some(true)) => ("pass".to_owned(), "pass"),
-                (Some("decided"), _) => ("FAIL".to_owned(), "fail"),
-                _ => (format!("error: {}", j["reason"].as_str().unwrap_or("")), "fail"),
+            let (verdict, class, votes) = match &j.outcome {
+                JudgeOutcome::Decided { pass: true, votes } => ("pass".to_owned(), "pass", votes),
+                JudgeOutcome::Decided { pass: false, votes } => ("FAIL".to_owned(), "fail", votes),
+                JudgeOutcome::Error { reason, votes } => (format!("error: {reason}"), "fail", votes),
             };
-            let votes: Vec<String> = j["votes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| {
-                    let p = if v["pass"].as_bool() == Some(true) { "pass" } else { "fail" };
-                    format!("{p} ({}): {}", v["score"], clip(v["reason"].as_str().unwrap_or(""), 400))
-                })
+            let votes: Vec<String> = votes
+                .iter()
+                .map(|v| format!("{} ({}): {}", if v.pass { "pass" } else { "fail" }, v.score, clip(&v.reason, 400)))
                 .collect();
             json!({ "verdict": verdict, "class": class, "votes": votes })
         })
         .collect();
-    let stats = if t.is_object() {
-        format!(
-            "{} turn(s) · tokens {} in / {} out · {} · {}",
-            t["turns"],
-            t["tokens_in"],
-            t["tokens_out"],
-            ms(&t["latency_ms"]),
-            money(&t["cost_usd"])
-        )
-    } else {
-        String::new()
-    };
+    let stats = t
+        .map(|t| {
+            format!(
+                "{} turn(s) · tokens {} in / {} out · {} · {}",
+                t.turns,
+                t.tokens_in,
+                t.tokens_out,
+                ms(Some(t.latency_ms as f64)),
+                money(t.cost_usd)
+            )
+        })
+        .unwrap_or_default();
     json!({
-        "n": s["sample"].as_u64().map_or(1, |n| n + 1), "verdict": s["verdict"].as_str().unwrap_or("?"),
-        "error": s["error"].as_str(), "tools": tools, "answer": t["final_text"].as_str().map(|a| clip(a, 6_000)),
+        "n": s.sample + 1, "verdict": verdict_name(s.verdict),
+        "error": s.error, "tools": tools, "answer": t.map(|t| clip(&t.final_text, 6_000)),
         "checks": checks, "judge": judge, "stats": stats,
     })
 }
 
-fn case_view(c: &Value) -> Value {
-    let change = c["change"].as_str().unwrap_or("unchanged");
-    let sides: Vec<Value> = ["base", "head"]
-        .iter()
-        .map(|side| {
-            let run = &c[*side];
-            let samples: Vec<Value> = run["samples"].as_array().into_iter().flatten().map(sample_view).collect();
-            json!({ "name": side, "verdict": run["verdict"].as_str().unwrap_or("?"), "flaky": run["flaky"].as_bool() == Some(true),
+fn case_view(c: &CaseReport) -> Value {
+    let change = change_name(c.change);
+    let sides: Vec<Value> = [("base", c.base.as_ref()), ("head", Some(&c.head))]
+        .into_iter()
+        .filter_map(|(side, run)| Some((side, run?)))
+        .map(|(side, run)| {
+            let samples: Vec<Value> = run.samples.iter().map(sample_view).collect();
+            json!({ "name": side, "verdict": verdict_name(run.verdict), "flaky": run.flaky,
                 "multi": samples.len() > 1, "samples": samples })
         })
         .collect();
-    let input: Vec<Value> = c["input"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| json!({ "role": m["role"].as_str().unwrap_or("?"), "content": clip(m["content"].as_str().unwrap_or(""), 2_000) }))
+    let input: Vec<Value> = c
+        .input
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            json!({ "role": role, "content": clip(&m.content, 2_000) })
+        })
         .collect();
+    let label = c.label.map(|l| match l {
+        Label::Pass => "pass",
+        Label::Fail => "fail",
+    });
     json!({
-        "id": c["id"].as_str().unwrap_or("?"), "change": change, "change_label": change.replace('_', " "),
-        "tags": c["tags"].as_array().cloned().unwrap_or_default(), "label": c["label"].as_str(),
-        "input": input, "sides": sides,
+        "id": c.id, "change": change, "change_label": change.replace('_', " "),
+        "tags": c.tags, "label": label, "input": input, "sides": sides,
     })
 }
 
-fn report_view(r: &Value, filter: &str, token: &str) -> Value {
-    let cases_all = r["cases"].as_array().cloned().unwrap_or_default();
+fn report_view(r: &Report, filter: &str, token: &str) -> Value {
     // Regressions first, as on the check run.
-    let mut shown: Vec<&Value> = cases_all.iter().filter(|c| matches(filter, c)).collect();
-    shown.sort_by_key(|c| c["change"].as_str() != Some("regression"));
+    let mut shown: Vec<&CaseReport> = r.cases.iter().filter(|c| matches(filter, c)).collect();
+    shown.sort_by_key(|c| !c.change.is_regression());
     let filters: Vec<Value> = FILTERS
         .iter()
         .map(|(name, label)| {
             json!({ "name": name, "label": label, "active": *name == filter,
-                "count": cases_all.iter().filter(|c| matches(name, c)).count() })
+                "count": r.cases.iter().filter(|c| matches(name, c)).count() })
         })
         .collect();
-    let side = |k: &str, f: &dyn Fn(&Value) -> String| json!({ "k": k, "base": f(&r["base"]), "head": f(&r["head"]) });
-    let ci = |s: &Value| match s["pass_rate_ci95"].as_array() {
-        Some(v) if v.len() == 2 => format!("{} [{}, {}]", pct(&s["pass_rate"]), pct(&v[0]), pct(&v[1])),
-        _ => pct(&s["pass_rate"]),
+    let side = |k: &str, f: &dyn Fn(&SideSummary) -> String| json!({ "k": k, "base": r.base.as_ref().map(f).unwrap_or_else(|| "– (new bundle)".into()), "head": f(&r.head) });
+    let ci = |s: &SideSummary| match s.pass_rate_ci95 {
+        Some([lo, hi]) => format!("{} [{}, {}]", pct(Some(s.pass_rate)), pct(Some(lo)), pct(Some(hi))),
+        None => pct(Some(s.pass_rate)),
     };
-    let thresholds: Vec<String> = r["thresholds"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let thresholds: Vec<String> = r
+        .thresholds
+        .iter()
         .map(|(k, t)| {
-            let value = if k.ends_with("_ms") { ms(&t["value"]) } else { pct(&t["value"]) };
-            format!("{k} {value} ({})", t["source"].as_str().unwrap_or("?"))
+            let value = if k.ends_with("_ms") { ms(Some(t.value)) } else { pct(Some(t.value)) };
+            format!("{k} {value} ({})", t.source)
         })
         .collect();
     json!({
         "figures": [
-            { "k": "regression rate", "v": pct(&r["regression_rate"]) },
-            { "k": "fix rate", "v": pct(&r["fix_rate"]) },
-            { "k": "regressions / fixes", "v": format!("{} / {}", r["regressions"].as_array().map_or(0, Vec::len), r["fixes"].as_array().map_or(0, Vec::len)) },
-            { "k": "McNemar exact p", "v": r["mcnemar_p"].as_f64().map(|p| format!("{p:.3}")).unwrap_or_else(|| "–".into()) },
-            { "k": "judge error rate", "v": pct(&r["judge_error_rate"]) },
-            { "k": "flaky cases", "v": r["flaky"].as_array().map_or(0, Vec::len).to_string() },
+            { "k": "regression rate", "v": pct(r.regression_rate) },
+            { "k": "fix rate", "v": pct(r.fix_rate) },
+            { "k": "regressions / fixes", "v": format!("{} / {}", r.regressions.len(), r.fixes.len()) },
+            { "k": "McNemar exact p", "v": r.mcnemar_p.map(|p| format!("{p:.3}")).unwrap_or_else(|| "n/a".into()) },
+            { "k": "judge error rate", "v": pct(Some(r.judge_error_rate)) },
+            { "k": "flaky cases", "v": format!("{} on base, {} on head", r.flaky.len(), r.head_flaky.len()) },
         ],
         "sides": [
-            side("bundle", &|s| format!("{} {}", s["version"].as_str().unwrap_or(""), s["bundle_sha256"].as_str().unwrap_or("").get(..19).unwrap_or(""))),
+            side("bundle", &|s| format!("{} {}", s.version, s.bundle_sha256.to_string().get(..19).unwrap_or(""))),
             side("pass rate (95% CI)", &ci),
-            side("passed / cases", &|s| format!("{} / {}", s["passed"], s["cases"])),
-            side("errors", &|s| s["errors"].to_string()),
-            side("cost per case", &|s| money(&s["cost_per_case_usd"])),
-            side("p95 latency per case", &|s| ms(&s["p95_latency_ms"])),
-            side("tokens in / out", &|s| format!("{} / {}", s["tokens_in"], s["tokens_out"])),
+            side("passed / cases", &|s| format!("{} / {}", s.passed, s.cases)),
+            side("errors", &|s| s.errors.to_string()),
+            side("judge error rate", &|s| pct(Some(s.judge_error_rate))),
+            side("cost per case", &|s| money(s.cost_per_case_usd)),
+            side("p95 latency per case", &|s| ms(s.p95_latency_ms)),
+            side("tokens in / out", &|s| format!("{} / {}", s.tokens_in, s.tokens_out)),
         ],
-        "reasons": r["gate"]["reasons"].as_array().cloned().unwrap_or_default().into_iter().chain(thresholds.into_iter().map(|t| json!(format!("threshold in force: {t}")))).collect::<Vec<_>>(),
+        "reasons": r.gate.reasons.iter().cloned().chain(thresholds.into_iter().map(|t| format!("threshold in force: {t}"))).collect::<Vec<_>>(),
         "filters": filters,
         "cases": shown.into_iter().map(case_view).collect::<Vec<_>>(),
         "token": token,
@@ -208,7 +231,19 @@ pub async fn show(State(app): State<Arc<App>>, Path(id): Path<String>, Query(p):
         }
     };
     let filter = p.filter.as_deref().filter(|f| FILTERS.iter().any(|(n, _)| n == f)).unwrap_or("all");
-    let report: Option<Value> = run.report.as_deref().and_then(|r| serde_json::from_str(r).ok());
+    let report: Option<Report> = match run.report.as_deref().map(serde_json::from_str::<Report>).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            // A stored report that no longer reads as a `Report` is said, never shown as blanks.
+            tracing::error!(error = %e, run = %id, "a stored report does not read");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this run's stored report cannot be read by this version
+",
+            )
+                .into_response();
+        }
+    };
     let mut data = match &report {
         Some(r) => report_view(r, filter, &token),
         None => json!({}),

@@ -44,6 +44,40 @@ impl RunState {
     }
 }
 
+/// What a gate run compares (SPEC, "Bundle identity").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Head against its base, paired by manifest path (or by the PR's rename).
+    Paired,
+    /// A bundle the pull request adds: head alone, held for a reviewer's approval.
+    Added,
+    /// A bundle the pull request removes: nothing to evaluate, held for a reviewer's approval.
+    Removed,
+    /// Its name is also another manifest's: a failed check naming both, nothing evaluated.
+    Duplicate,
+}
+
+impl RunKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Paired => "paired",
+            RunKind::Added => "added",
+            RunKind::Removed => "removed",
+            RunKind::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunKind> {
+        Some(match s {
+            "paired" => RunKind::Paired,
+            "added" => RunKind::Added,
+            "removed" => RunKind::Removed,
+            "duplicate" => RunKind::Duplicate,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GateRun {
     pub id: String,
@@ -54,6 +88,7 @@ pub struct GateRun {
     pub bundle: String,
     pub manifest: String,
     pub base_manifest: Option<String>,
+    pub kind: RunKind,
     pub state: RunState,
     pub conclusion: Option<String>,
     pub title: Option<String>,
@@ -74,6 +109,7 @@ type Row = (
     String,
     Option<String>,
     String,
+    String,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -82,7 +118,7 @@ type Row = (
     Option<String>,
 );
 
-const COLUMNS: &str = "id, repo, pr_number, head_sha, base_sha, bundle, manifest, base_manifest, state, conclusion, title, report, summary, override_by, override_reason";
+const COLUMNS: &str = "id, repo, pr_number, head_sha, base_sha, bundle, manifest, base_manifest, kind, state, conclusion, title, report, summary, override_by, override_reason";
 
 fn from_row(r: Row) -> GateRun {
     GateRun {
@@ -94,14 +130,16 @@ fn from_row(r: Row) -> GateRun {
         bundle: r.5,
         manifest: r.6,
         base_manifest: r.7,
-        // An unknown state can only come from a newer version: treat it as still open.
-        state: RunState::parse(&r.8).unwrap_or(RunState::Queued),
-        conclusion: r.9,
-        title: r.10,
-        report: r.11,
-        summary: r.12,
-        override_by: r.13,
-        override_reason: r.14,
+        // An unknown kind or state can only come from a newer version: the row's own words
+        // are kept out of any decision (a duplicate is never evaluated, an open run never final).
+        kind: RunKind::parse(&r.8).unwrap_or(RunKind::Duplicate),
+        state: RunState::parse(&r.9).unwrap_or(RunState::Queued),
+        conclusion: r.10,
+        title: r.11,
+        report: r.12,
+        summary: r.13,
+        override_by: r.14,
+        override_reason: r.15,
     }
 }
 
@@ -114,17 +152,19 @@ pub struct NewGateRun<'a> {
     pub bundle: &'a str,
     pub manifest: &'a str,
     pub base_manifest: Option<&'a str>,
+    pub kind: RunKind,
     pub state: RunState,
 }
 
 impl Store {
-    /// The gate run of this bundle at this head, created when new (`true` when created).
+    /// The gate run of this bundle (by manifest) for this (base, head) pair, created when new
+    /// (`true` when created).
     pub async fn gate_run_for(&self, n: &NewGateRun<'_>) -> Result<(GateRun, bool), sqlx::Error> {
         let now = now_ms();
         let created = sqlx::query(
-            "INSERT INTO gate_runs (id, repo, pr_number, head_sha, base_sha, bundle, manifest, base_manifest, state, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-             ON CONFLICT (repo, pr_number, head_sha, bundle) DO NOTHING",
+            "INSERT INTO gate_runs (id, repo, pr_number, head_sha, base_sha, bundle, manifest, base_manifest, kind, state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+             ON CONFLICT (repo, pr_number, head_sha, base_sha, manifest) DO NOTHING",
         )
         .bind(new_id())
         .bind(n.repo)
@@ -134,6 +174,7 @@ impl Store {
         .bind(n.bundle)
         .bind(n.manifest)
         .bind(n.base_manifest)
+        .bind(n.kind.as_str())
         .bind(n.state.as_str())
         .bind(now)
         .execute(&self.pool)
@@ -141,12 +182,13 @@ impl Store {
         .rows_affected()
             == 1;
         let run = sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND bundle = $4"
+            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND base_sha = $4 AND manifest = $5"
         ))
         .bind(n.repo)
         .bind(n.pr_number as i64)
         .bind(n.head_sha)
-        .bind(n.bundle)
+        .bind(n.base_sha)
+        .bind(n.manifest)
         .fetch_one(&self.pool)
         .await?;
         Ok((from_row(run), created))
@@ -160,14 +202,38 @@ impl Store {
             .map(|r| r.map(from_row))
     }
 
-    /// The runs of one pull request at one head, by bundle name.
+    /// The runs of one pull request at one head, against the base recorded for the pull
+    /// request (the current merge base), by bundle name and manifest.
     pub async fn gate_runs_at(&self, repo: &str, pr: u64, head_sha: &str) -> Result<Vec<GateRun>, sqlx::Error> {
-        self.runs_of_pr("head_sha = $3 ORDER BY bundle", repo, pr, head_sha).await
+        self.runs_of_pr(
+            "head_sha = $3 AND base_sha = (SELECT base_sha FROM pull_requests p WHERE p.repo = $1 AND p.number = $2) ORDER BY bundle, manifest",
+            repo,
+            pr,
+            head_sha,
+        )
+        .await
     }
 
-    /// Runs of the pull request at other heads that are not finished: a newer push cancels them.
-    pub async fn open_runs_not_at(&self, repo: &str, pr: u64, head_sha: &str) -> Result<Vec<GateRun>, sqlx::Error> {
-        self.runs_of_pr("head_sha <> $3 AND state NOT IN ('completed', 'cancelled')", repo, pr, head_sha).await
+    /// Runs of the pull request not at (this head, this base) that are not finished: a newer
+    /// push, or a new base, cancels them.
+    pub async fn open_runs_not_at(
+        &self,
+        repo: &str,
+        pr: u64,
+        head_sha: &str,
+        base_sha: &str,
+    ) -> Result<Vec<GateRun>, sqlx::Error> {
+        sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND pr_number = $2
+             AND (head_sha <> $3 OR base_sha <> $4) AND state NOT IN ('completed', 'cancelled')"
+        ))
+        .bind(repo)
+        .bind(pr as i64)
+        .bind(head_sha)
+        .bind(base_sha)
+        .fetch_all(&self.pool)
+        .await
+        .map(|rows| rows.into_iter().map(from_row).collect())
     }
 
     /// Runs of one pull request that also meet `condition` (on `$3`, the head).

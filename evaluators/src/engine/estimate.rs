@@ -1,6 +1,7 @@
 //! `evalgate eval --estimate`: what a run would cost, without calling any model.
 //!
-//! Cache hits are exact: the same keys the run would look up are looked up. For work not
+//! Cache hits are exact: the same keys the run would look up are looked up, under the origins
+//! of the client the run would use (a live endpoint's answers are not a cassette's). For work not
 //! cached, the number of agent calls is predicted as one call per tool the case has a fixture
 //! for plus the final answer (capped by `max_turns`), which is how an agent that uses each
 //! fixture once behaves; judge calls are one per vote and side. (When both sides happen to give
@@ -14,7 +15,7 @@ use super::runner::{self, Transcript};
 use crate::bundle::Bundle;
 use crate::golden::{Case, Check, GoldenSet};
 use crate::pricing::PriceTable;
-use crate::provider::Usage;
+use crate::provider::{ModelClient, Usage};
 use crate::snapshot::Snapshot;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -49,8 +50,11 @@ impl Estimate {
     }
 }
 
+/// `client` is the one the run would use: its [`ModelClient::origin`]s decide which cached
+/// answers the run could be served. It is never called.
 pub async fn estimate(
     cache: &dyn ResultCache,
+    client: &ModelClient,
     prices: &PriceTable,
     base: &Bundle,
     head: &Bundle,
@@ -62,7 +66,8 @@ pub async fn estimate(
     for bundle in [base, head] {
         for case in &golden.cases {
             for sample in 0..bundle.eval.samples {
-                let key = cache::transcript_key(bundle, case, sample);
+                let origin = client.origin(bundle.model.snapshot.provider());
+                let key = cache::transcript_key(bundle, case, sample, &origin);
                 if !seen.insert(key) {
                     continue;
                 }
@@ -74,11 +79,11 @@ pub async fn estimate(
                 match cached {
                     Some(t) => {
                         e.cache_hits += 1;
-                        judge_calls(&mut e, cache, prices, bundle, case, Some(&t), &mut seen_votes).await?;
+                        judge_calls(&mut e, cache, client, prices, bundle, case, Some(&t), &mut seen_votes).await?;
                     }
                     None => {
                         agent_calls(&mut e, prices, bundle, case);
-                        judge_calls(&mut e, cache, prices, bundle, case, None, &mut seen_votes).await?;
+                        judge_calls(&mut e, cache, client, prices, bundle, case, None, &mut seen_votes).await?;
                     }
                 }
             }
@@ -100,9 +105,11 @@ fn agent_calls(e: &mut Estimate, prices: &PriceTable, bundle: &Bundle, case: &Ca
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn judge_calls(
     e: &mut Estimate,
     cache: &dyn ResultCache,
+    client: &ModelClient,
     prices: &PriceTable,
     bundle: &Bundle,
     case: &Case,
@@ -110,6 +117,7 @@ async fn judge_calls(
     seen: &mut HashSet<crate::ids::Sha256>,
 ) -> Result<(), cache::CacheError> {
     let Some(spec) = &bundle.eval.judge else { return Ok(()) };
+    let origin = client.origin(spec.snapshot.provider());
     for check in &case.checks {
         let Check::Judge { rubric } = check else { continue };
         let rubric = rubric.as_deref().or(spec.rubric.as_deref()).unwrap_or_default();
@@ -117,7 +125,7 @@ async fn judge_calls(
         for vote in 0..spec.samples {
             if let Some(t) = transcript {
                 let text = judge::user_text(rubric, case, t);
-                let key = cache::verdict_key(&identity, &text, vote);
+                let key = cache::verdict_key(&identity, &text, vote, &origin);
                 if !seen.insert(key) {
                     continue;
                 }

@@ -259,7 +259,8 @@ impl Engine {
 
     /// The transcript of one run: from the cache, from a run already in flight, or run now.
     async fn transcript(&self, bundle: &Bundle, case: &Case, sample: u32) -> Result<(Transcript, bool), CallError> {
-        let key = cache::transcript_key(bundle, case, sample);
+        let origin = self.caller.client().origin(bundle.model.snapshot.provider());
+        let key = cache::transcript_key(bundle, case, sample, &origin);
         let cell = shared(&self.transcripts, key);
         cell.get_or_init(|| async {
             if let Some(t) = self.lookup::<Transcript>(CacheKind::Transcript, &key).await? {
@@ -294,8 +295,9 @@ impl Engine {
         let identity = JudgeIdentity::new(spec, rubric);
         let text = judge::user_text(rubric, case, t);
         let req = judge::request(spec, &text);
+        let origin = self.caller.client().origin(spec.snapshot.provider());
         let votes = futures_util::future::join_all((0..spec.samples).map(|v| {
-            let key = cache::verdict_key(&identity, &text, v);
+            let key = cache::verdict_key(&identity, &text, v, &origin);
             let req = &req;
             async move {
                 let cell = shared(&self.votes, key);

@@ -35,7 +35,11 @@ pub fn key(provider: Provider, nonce: u32, request_body: &[u8]) -> String {
     h.update(nonce.to_string().as_bytes());
     h.update(b"\n");
     h.update(request_body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&h.finalize())
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One recorded exchange: one line of the file.
@@ -87,9 +91,18 @@ pub enum CassetteError {
 }
 
 /// A loaded cassette: every entry checked, by key.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Cassette {
     entries: HashMap<String, Entry>,
+    /// SHA-256 of the file's bytes as read: which cassette answered (see [`Cassette::sha256`]).
+    sha256: String,
+}
+
+impl Default for Cassette {
+    /// No entries, as loaded from an empty file.
+    fn default() -> Self {
+        Cassette { entries: HashMap::new(), sha256: hex(&Sha256::digest(b"")) }
+    }
 }
 
 impl Cassette {
@@ -109,6 +122,7 @@ impl Cassette {
         // Bounded again while reading: the file may grow after the size was checked.
         let mut reader = BufReader::new(file.take(limits.max_file_bytes.saturating_add(1)));
         let mut loader = Loader { path, entries: HashMap::new(), first_line: HashMap::new(), read: 0 };
+        let mut file_hash = Sha256::new();
         let mut buf = Vec::new();
         for line in 1.. {
             buf.clear();
@@ -117,6 +131,7 @@ impl Cassette {
                 break;
             }
             loader.read += n as u64;
+            file_hash.update(&buf);
             if loader.read > limits.max_file_bytes {
                 return Err(CassetteError::TooLarge { path: path.to_owned(), limit: limits.max_file_bytes });
             }
@@ -127,7 +142,13 @@ impl Cassette {
             }
             loader.add(line, content)?;
         }
-        Ok(Cassette { entries: loader.entries })
+        Ok(Cassette { entries: loader.entries, sha256: hex(&file_hash.finalize()) })
+    }
+
+    /// The lowercase hex SHA-256 of the cassette file's bytes: answers it gives are evidence of
+    /// this file, and are cached under it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     pub fn lookup(&self, key: &str) -> Option<&Entry> {
@@ -354,6 +375,18 @@ mod tests {
         assert!(e.contains("c.jsonl:1: line is longer than"), "{e}");
         let exact = CassetteLimits { max_file_bytes: 1 << 20, max_line_bytes: good.len() };
         assert_eq!(Cassette::load_with(&path, exact).expect("fits").len(), 1);
+    }
+
+    #[test]
+    fn the_hash_is_over_the_files_bytes_as_read() {
+        let text = format!("{}\n", line(&entry(&"d".repeat(64), BODY)));
+        let (_d, path) = write(&text);
+        let c = Cassette::load(&path).expect("loads");
+        assert_eq!(c.sha256(), hex(&Sha256::digest(text.as_bytes())));
+        // The same entries in other bytes are another cassette.
+        let (_d2, other) = write(&format!("\n{text}"));
+        assert_ne!(Cassette::load(&other).expect("loads").sha256(), c.sha256());
+        assert_eq!(Cassette::default().sha256(), hex(&Sha256::digest(b"")));
     }
 
     #[test]

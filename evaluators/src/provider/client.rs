@@ -33,6 +33,8 @@ pub struct Live {
 #[derive(Debug)]
 struct Target {
     url: String,
+    /// `url[..base_len]` is the base URL, without a trailing `/`.
+    base_len: usize,
     key: Option<Secret>,
 }
 
@@ -86,6 +88,23 @@ impl ModelClient {
 
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// Where this client's answers from `provider` come from, for the result cache to key them
+    /// by: `live:<base URL>` over HTTP (recording or not: recorded answers are live answers),
+    /// `cassette:sha256:<hex of the file>` from a cassette. Answers of one origin are never
+    /// served to a run of another.
+    pub fn origin(&self, provider: Provider) -> String {
+        match &self.transport {
+            Transport::Live(live) => {
+                let target = match provider {
+                    Provider::Anthropic => &live.anthropic,
+                    Provider::Openai => &live.openai,
+                };
+                format!("live:{}", &target.url[..target.base_len])
+            }
+            Transport::Replay(c) => format!("cassette:sha256:{}", c.sha256()),
+        }
     }
 
     /// One model call. `nonce` tells apart identical requests that must get their own answers
@@ -179,13 +198,14 @@ const OPENAI: Format = Format { parse: openai::parse_response, error_message: op
 
 /// `{base}/{path}`, checked as a URL once.
 fn target(e: &Endpoint, path: &str, variable: &'static str) -> Result<Target, ClientError> {
-    let url = format!("{}/{path}", e.base_url.trim_end_matches('/'));
+    let base = e.base_url.trim_end_matches('/');
+    let url = format!("{base}/{path}");
     let bad = |reason: String| ClientError::BaseUrl { variable, url: e.base_url.clone(), reason };
     let parsed = reqwest::Url::parse(&url).map_err(|err| bad(err.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only http and https are supported".into()));
     }
-    Ok(Target { url, key: e.api_key.clone() })
+    Ok(Target { base_len: base.len(), url, key: e.api_key.clone() })
 }
 
 /// The cassette is written at the end of the run; a directory that is not there should stop
@@ -264,6 +284,25 @@ mod tests {
         assert_eq!(e.to_string(), "cannot record to /nonexistent-dir/cassette.jsonl: its directory does not exist");
         let here = Some(PathBuf::from("cassette.jsonl"));
         assert!(ModelClient::live(endpoints, RetryPolicy::default(), Limits::default(), here).is_ok());
+    }
+
+    #[test]
+    fn the_origin_names_the_live_endpoint_or_the_cassettes_hash() {
+        let endpoints = Endpoints {
+            anthropic: Endpoint { base_url: "http://127.0.0.1:9/".into(), api_key: None },
+            openai: Endpoint { base_url: "https://api.openai.com/v1".into(), api_key: None },
+        };
+        let live = ModelClient::live(endpoints.clone(), RetryPolicy::default(), Limits::default(), None).expect("live");
+        assert_eq!(live.origin(Provider::Anthropic), "live:http://127.0.0.1:9");
+        assert_eq!(live.origin(Provider::Openai), "live:https://api.openai.com/v1");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let record = Some(dir.path().join("c.jsonl"));
+        let recording = ModelClient::live(endpoints, RetryPolicy::default(), Limits::default(), record).expect("live");
+        assert_eq!(recording.origin(Provider::Anthropic), live.origin(Provider::Anthropic));
+        let replay = ModelClient::replay(Cassette::default(), Limits::default());
+        let empty = "cassette:sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(replay.origin(Provider::Anthropic), empty);
+        assert_eq!(replay.origin(Provider::Openai), empty);
     }
 
     #[test]
