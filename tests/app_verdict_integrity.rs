@@ -124,6 +124,29 @@ async fn a_bundle_moved_to_another_folder_pairs_with_its_old_path() {
 }
 
 #[tokio::test]
+async fn a_bundle_moved_and_edited_at_once_is_still_compared_with_its_base() {
+    let h = Harness::start(Arc::new(regressing())).await;
+    let c = commits();
+    // Moved and changed in one push: GitHub reports no rename, only a removal and an addition
+    // of one bundle name. Were they two bundles, the new one would be measured by itself.
+    let mut head: BTreeMap<String, Vec<u8>> =
+        c.head.iter().filter(|(p, _)| !p.starts_with("agent/")).map(|(p, b)| (p.clone(), b.clone())).collect();
+    for (p, b) in &c.head {
+        if let Some(rest) = p.strip_prefix("agent/") {
+            head.insert(format!("elsewhere/{rest}"), b.clone());
+        }
+    }
+    h.commit(BASE, &c.base);
+    h.commit(HEAD, &head);
+    h.open_pr(1, BASE, HEAD, Some(&strict_body()), false);
+    h.pr_opened(1).await;
+    let gate = h.completed(HEAD, DEMO).await;
+    assert_eq!(gate.conclusion.as_deref(), Some("failure"), "{}\n{}", gate.title, gate.summary);
+    assert!(gate.title.starts_with("gate failed: 1 regression"), "{}", gate.title);
+    assert_eq!(h.checks(HEAD, DEMO).len(), 1, "one bundle, one check");
+}
+
+#[tokio::test]
 async fn a_head_that_narrows_the_bundle_globs_cannot_hide_its_bundle() {
     let h = Harness::start(Arc::new(regressing())).await;
     let c = commits();
@@ -167,7 +190,7 @@ async fn a_new_bundle_is_evaluated_on_head_alone_and_waits_for_approval() {
     assert!(gate.summary.contains("evaluated on head alone"), "{}", gate.summary);
     assert!(h.checks(HEAD, DEMO).is_empty(), "agent/ is untouched");
     let golden = h.completed(HEAD, GOLDEN).await;
-    assert!(golden.summary.contains("| bundle | `(none)` | `added: newb/bundle.yaml` |"), "{}", golden.summary);
+    assert!(golden.summary.contains("| bundle | (none) | ` added: newb/bundle.yaml ` |"), "{}", golden.summary);
     // Only the head side ran: every agent call was the head version's.
     assert!(h.provider.calls().iter().all(|c| c.tool_choice.is_some() || c.system.contains("Version: head")));
 
@@ -280,5 +303,5 @@ async fn an_approval_of_a_golden_set_change_does_not_cover_a_later_edit_of_the_s
     assert_eq!(h.deliver("pull_request", &payload).await, 202);
     let again = h.completed(HEAD2, GOLDEN).await;
     assert_eq!(again.conclusion.as_deref(), Some("action_required"), "{}\n{}", again.title, again.summary);
-    assert!(again.summary.contains(r#"| case c02 checks | `[{"type":"contains","value":"ANSWER-OK"}]` | `[{"type":"contains","value":"OK"}]` |"#), "the new content is shown: {}", again.summary);
+    assert!(again.summary.contains(r#"| case c02 checks | ` [{"type":"contains","value":"ANSWER-OK"}] ` | ` [{"type":"contains","value":"OK"}] ` |"#), "the new content is shown: {}", again.summary);
 }

@@ -148,7 +148,7 @@ async fn approve_golden_clears_the_golden_set_check() {
     h.pr_opened(1).await;
     let golden = h.completed(HEAD, GOLDEN).await;
     assert_eq!(golden.conclusion.as_deref(), Some("action_required"));
-    assert!(golden.summary.contains("| gate.max_regression_rate | `0` | `0.2` |"), "{}", golden.summary);
+    assert!(golden.summary.contains("| gate.max_regression_rate | ` 0 ` | ` 0.2 ` |"), "{}", golden.summary);
 
     h.github.set_permission(REPO, "jordan", "write");
     comment(&h, "/evalgate approve-golden", "jordan").await;

@@ -108,11 +108,11 @@ pub fn changes(base: Option<&LoadedBundle>, head: Option<&LoadedBundle>) -> Vec<
             let mut out = vec![change("bundle", None, Some(format!("added: {}", h.bundle.manifest)))];
             let c = canonical(h);
             for key in ["golden_set", "gate", "samples", "budget", "judge"] {
-                out.push(change(key, None, Some(clip(&c[key].to_string()))));
+                out.push(change(key, None, Some(c[key].to_string())));
             }
-            for case in &h.golden.cases {
-                out.push(change(format!("case {}", case.id), None, Some(clip(&case_json(case).to_string()))));
-            }
+            // Every case is new: the count and the pin (which covers their content) say it.
+            let (n, pin) = (h.golden.cases.len(), h.golden.pin);
+            out.push(change("cases", None, Some(format!("{n} case(s), all new (golden set pin {pin})"))));
             out
         }
         (Some(b), None) => vec![change("bundle", Some(format!("{} removed", b.bundle.manifest)), None)],
@@ -157,7 +157,7 @@ fn side_changes(b: &LoadedBundle, h: &LoadedBundle) -> Vec<Change> {
                 out.push(change("eval.judge.params", Some(px.to_string()), Some(py.to_string())));
             }
             if x.rubric != y.rubric {
-                out.push(change("eval.judge.rubric", x.rubric.as_deref().map(clip), y.rubric.as_deref().map(clip)));
+                out.push(change("eval.judge.rubric", x.rubric.clone(), y.rubric.clone()));
             }
             if x.samples != y.samples {
                 out.push(change("eval.judge.samples", Some(x.samples.to_string()), Some(y.samples.to_string())));
@@ -173,10 +173,10 @@ fn case_changes(base: &GoldenSet, head: &GoldenSet) -> Vec<Change> {
     let find = |set: &GoldenSet, id: &crate::ids::CaseId| set.cases.iter().find(|c| c.id == *id).cloned();
     let mut out = Vec::new();
     for id in &diff.removed {
-        out.push(change(format!("case {id}"), find(base, id).map(|c| clip(&case_json(&c).to_string())), None));
+        out.push(change(format!("case {id}"), find(base, id).map(|c| case_json(&c).to_string()), None));
     }
     for id in &diff.added {
-        out.push(change(format!("case {id}"), None, find(head, id).map(|c| clip(&case_json(&c).to_string()))));
+        out.push(change(format!("case {id}"), None, find(head, id).map(|c| case_json(&c).to_string())));
     }
     for id in &diff.changed {
         let (Some(o), Some(n)) = (find(base, id), find(head, id)) else { continue };
@@ -185,8 +185,8 @@ fn case_changes(base: &GoldenSet, head: &GoldenSet) -> Vec<Change> {
             if oj[field] != nj[field] {
                 out.push(change(
                     format!("case {id} {field}"),
-                    Some(clip(&oj[field].to_string())),
-                    Some(clip(&nj[field].to_string())),
+                    Some(oj[field].to_string()),
+                    Some(nj[field].to_string()),
                 ));
             }
         }
@@ -206,12 +206,50 @@ pub fn case_json(c: &Case) -> Value {
     })
 }
 
-/// Long values are shown in part, with their length; the approval fingerprint covers them whole.
-fn clip(s: &str) -> String {
-    const MAX: usize = 400;
-    if s.chars().count() <= MAX {
-        return s.to_owned();
+/// What a reviewer is shown of one change: each side cut to a window around the first place
+/// they differ, so a change after the first few hundred characters is still seen (the approval
+/// fingerprint covers both sides whole).
+pub fn shown(change: &Change) -> (Option<String>, Option<String>) {
+    const BEFORE: usize = 80;
+    const WIDTH: usize = 400;
+    let (old, new) = (change.old.as_deref(), change.new.as_deref());
+    let first_diff = match (old, new) {
+        (Some(o), Some(n)) => o.chars().zip(n.chars()).take_while(|(a, b)| a == b).count(),
+        _ => 0,
+    };
+    let start = first_diff.saturating_sub(BEFORE);
+    let window = |s: &str| {
+        let total = s.chars().count();
+        let body: String = s.chars().skip(start).take(WIDTH).collect();
+        let lead = if start > 0 { format!("…({start} characters before) ") } else { String::new() };
+        let rest = total.saturating_sub(start + WIDTH);
+        let tail = if rest > 0 { format!(" …({rest} characters after)") } else { String::new() };
+        format!("{lead}{body}{tail}")
+    };
+    (old.map(window), new.map(window))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_difference_late_in_a_long_value_is_in_what_is_shown() {
+        let base = "a".repeat(1_000);
+        let c = Change {
+            what: "eval.judge.rubric".into(),
+            old: Some(format!("{base}strict")),
+            new: Some(format!("{base}lenient")),
+        };
+        let (o, n) = shown(&c);
+        let (o, n) = (o.expect("old"), n.expect("new"));
+        assert!(o.contains("strict") && n.contains("lenient"), "{o} / {n}");
+        assert!(o.starts_with("…(920 characters before) "), "{o}");
     }
-    let head: String = s.chars().take(MAX).collect();
-    format!("{head}… ({} characters)", s.chars().count())
+
+    #[test]
+    fn a_short_value_is_shown_whole() {
+        let c = Change { what: "eval.samples".into(), old: Some("1".into()), new: Some("5".into()) };
+        assert_eq!(shown(&c), (Some("1".into()), Some("5".into())));
+    }
 }

@@ -162,6 +162,8 @@ pub struct JudgeChange {
     pub head_agreement: Option<AgreementInfo>,
     /// Set when the comparison could not be made (no labelled case both judges decided).
     pub note: Option<String>,
+    /// Judge errors of the head's judge over its judge checks on the head's transcripts.
+    pub head_judge_error_rate: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -529,22 +531,38 @@ fn judge_change(cx: &Context<'_>, cases: &[CaseReport], regraded: &SideRun) -> J
         "no labelled case was decided by both judges, so the judges' agreement with human labels cannot be compared"
             .to_owned()
     });
-    JudgeChange { base: judge_info(cx.instrument), head: judge_info(cx.head), base_agreement, head_agreement, note }
+    JudgeChange {
+        base: judge_info(cx.instrument),
+        head: judge_info(cx.head),
+        base_agreement,
+        head_agreement,
+        note,
+        head_judge_error_rate: judge_error_rate(regraded.cases.iter()),
+    }
 }
 
+/// Why a changed judge fails the gate: it agrees less with the labels, its agreement cannot be
+/// measured (an unknown is never a pass), or it cannot decide more than 5% of what it grades.
 fn agreement_drop(c: &JudgeChange) -> Option<String> {
-    let (Some(old), Some(new)) = (&c.base_agreement, &c.head_agreement) else { return None };
     let id = |j: &Option<JudgeInfo>| j.as_ref().map_or("none".to_owned(), |j| j.identity_sha256.short());
-    (new.percent < old.percent).then(|| {
-        format!(
-            "the judge changed ({} → {}) and its agreement with human labels dropped from {:.1}% to {:.1}% on the same {} cases",
-            id(&c.base),
-            id(&c.head),
-            old.percent,
-            new.percent,
-            old.cases
-        )
-    })
+    let changed = format!("the judge changed ({} → {})", id(&c.base), id(&c.head));
+    if c.head_judge_error_rate > gate::MAX_JUDGE_ERROR_RATE {
+        return Some(format!(
+            "{changed} and the new judge could not decide {} of its judge checks (> {})",
+            gate::pct(c.head_judge_error_rate),
+            gate::pct(gate::MAX_JUDGE_ERROR_RATE)
+        ));
+    }
+    match (&c.base_agreement, &c.head_agreement) {
+        (Some(old), Some(new)) if new.percent < old.percent => Some(format!(
+            "{changed} and its agreement with human labels dropped from {:.1}% to {:.1}% on the same {} cases",
+            old.percent, new.percent, old.cases
+        )),
+        (Some(_), Some(_)) => None,
+        _ => Some(format!(
+            "{changed} and its agreement with human labels cannot be measured: no labelled case was decided by both judges; label cases, or a reviewer overrides"
+        )),
+    }
 }
 
 fn schema_drift(base: &Bundle, head: &Bundle, cases: &[CaseReport]) -> Vec<DriftCall> {
@@ -866,6 +884,32 @@ mod tests {
             r.thresholds_not_applicable,
             ["max_regression_rate: n/a for a new bundle (nothing to compare with)"]
         );
+    }
+
+    #[test]
+    fn a_changed_judge_whose_agreement_cannot_be_measured_fails_the_gate() {
+        let b = bundle();
+        let g = golden(&[("a", &[])]);
+        let t = Thresholds::from_base(&b.eval.gate);
+        let cx = Context {
+            base: Some(&b),
+            head: &b,
+            instrument: &b,
+            golden: &g,
+            thresholds: &t,
+            calls: CallCounts::default(),
+            stopped: None,
+        };
+        let runs = Runs {
+            base: Some(SideRun { cases: vec![run(&[P])] }),
+            head: SideRun { cases: vec![run(&[P])] },
+            head_regraded: Some(SideRun { cases: vec![run(&[P])] }),
+        };
+        let r = build(&cx, runs);
+        let change = r.judge_change.as_ref().expect("judge change");
+        assert!(change.note.is_some());
+        assert!(!r.gate.passed);
+        assert!(r.gate.reasons.iter().any(|x| x.contains("cannot be measured")), "{:?}", r.gate.reasons);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<Outcome> {
 async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
     let (tree, manifest) = locate(&args.bundle_dir)?;
     let head = load(&tree, &manifest, "the working tree")?;
+    // The base's `.evalgate.yml` prices the run (a change cannot make its own cost gate cheap).
+    let mut base_prices = None;
     let base = match (&args.base_dir, &args.base_ref) {
         (Some(dir), _) => {
             let (base_tree, base_manifest) = locate(dir)?;
@@ -47,6 +49,7 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
                 None => git::default_base(tree.root())?,
             };
             let git_tree = GitTree::at(tree.root(), &rev)?;
+            base_prices = Some(config_of(&git_tree)?.prices);
             // Paired by manifest path; a manifest moved since the base pairs with its old path.
             let base_manifest = if git_tree.entry_exists(&manifest)? {
                 Some(manifest.clone())
@@ -71,8 +74,10 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
         eprintln!("note: {note}");
     }
     let golden = &instrument.golden;
-    let cfg = config_of(&tree)?;
-    let prices = PriceTable::new(cfg.prices.clone());
+    let prices = match base_prices {
+        Some(p) => PriceTable::new(p),
+        None => PriceTable::new(config_of(&tree)?.prices),
+    };
     crate::evaluate::require_prices(&prices, pair).map_err(anyhow::Error::msg)?;
 
     let store = Store::open(&settings::database_url()).await?;
@@ -85,9 +90,11 @@ async fn eval(args: &EvalArgs) -> anyhow::Result<Outcome> {
             Some(path) => ModelClient::replay(Cassette::load(path)?, limits),
             None => ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, None)?,
         };
-        let base_bundle = base.as_ref().map_or(&head.bundle, |b| &b.bundle);
-        let e = estimate::estimate(cache.as_ref(), &client, &prices, base_bundle, &head.bundle, golden).await?;
-        output::print_estimate(&e, base_bundle, &head.bundle, golden);
+        // What the run would run: the head's agent measured by the instrument.
+        let measured = evaluators::instrument::measured(&head.bundle, &instrument.bundle);
+        let base_bundle = base.as_ref().map_or(&measured, |b| &b.bundle);
+        let e = estimate::estimate(cache.as_ref(), &client, &prices, base_bundle, &measured, golden).await?;
+        output::print_estimate(&e, base_bundle, &measured, golden);
         return Ok(Outcome::Ok);
     }
 

@@ -123,16 +123,14 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
         };
         let (run, created) = ctx.store.gate_run_for(&new).await?;
         match kind {
+            // Decided here, and published again on every sync, so a GitHub failure after the
+            // decision was stored only delays what GitHub shows.
             RunKind::Duplicate => {
-                if !run.state.is_final() {
-                    duplicate(ctx, &gh, &run, t.duplicate.as_deref().unwrap_or_default()).await?;
-                }
+                duplicate(ctx, &gh, &run, t.duplicate.as_deref().unwrap_or_default()).await?;
                 continue;
             }
             RunKind::Removed => {
-                if !run.state.is_final() {
-                    removed(ctx, &gh, &run).await?;
-                }
+                removed(ctx, &gh, &run).await?;
                 continue;
             }
             RunKind::Paired | RunKind::Added => {}
@@ -161,17 +159,20 @@ async fn duplicate(ctx: &Ctx, gh: &Installation, run: &GateRun, message: &str) -
         "`{}`: {message}.\n\nevalgate identifies a bundle by the path of its `bundle.yaml`, and its check by the bundle's name, so two manifests with one name cannot both be gated; nothing was evaluated. Rename one of them.",
         run.manifest
     );
-    if !ctx.store.complete_run(&run.id, "failure", &title, None, &summary).await? {
+    if run.state == RunState::Cancelled {
         return Ok(());
+    }
+    let first = !run.state.is_final();
+    if first {
+        ctx.store.complete_run(&run.id, "failure", &title, None, &summary).await?;
+        let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
+            "base_sha": run.base_sha, "conclusion": "failure", "title": title, "reason": message });
+        ctx.store.audit(&run.repo, Kind::GateDecision, "evalgate", Some(run.pr_number), data).await?;
     }
     let body = json!({ "status": "completed", "conclusion": "failure", "completed_at": now(),
         "external_id": run.id, "output": checks::output(&title, &summary, None) });
     let id = checks::ensure(ctx, gh, &run.repo, &run.head_sha, &bundle_check(&run.bundle), body.clone()).await?;
-    checks::update(gh, &run.repo, id, &body).await?;
-    let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
-        "base_sha": run.base_sha, "conclusion": "failure", "title": title, "reason": message });
-    ctx.store.audit(&run.repo, Kind::GateDecision, "evalgate", Some(run.pr_number), data).await?;
-    Ok(())
+    checks::update(gh, &run.repo, id, &body).await
 }
 
 /// A removed bundle: nothing to evaluate; a reviewer approves the removal (`approve-golden`),
@@ -186,7 +187,7 @@ async fn removed(ctx: &Ctx, gh: &Installation, run: &GateRun) -> Result<(), JobE
         "This pull request removes the bundle `{}` (`{}`), so there is nothing to evaluate. A reviewer with write access approves the removal with `/evalgate approve-golden` (see `evalgate/golden-set`).",
         run.bundle, run.manifest
     );
-    if !ctx.store.complete_run(&run.id, conclusion, &title, None, &summary).await? {
+    if run.state == RunState::Cancelled || !ctx.store.complete_run(&run.id, conclusion, &title, None, &summary).await? {
         return Ok(());
     }
     let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(),
@@ -427,24 +428,28 @@ async fn post_golden_set(
         }
         // An invalid side fails its own check; what could be read is still compared.
         let (b, h) = (base.as_ref().and_then(|b| b.as_ref().ok()), head_side.as_ref().and_then(|h| h.as_ref().ok()));
-        if (t.base.is_some() && b.is_none()) || (t.head.is_some() && h.is_none()) {
-            continue;
-        }
-        let changes = instrument::changes(b, h);
+        let changes = match (t.kind(), b, h) {
+            // A removal is listed (and approved) even when the base's bundle does not load.
+            (RunKind::Removed, None, _) => vec![instrument::Change {
+                what: "bundle".into(),
+                old: Some(format!("{} removed (its base does not load)", t.manifest)),
+                new: None,
+            }],
+            _ if (t.base.is_some() && b.is_none()) || (t.head.is_some() && h.is_none()) => continue,
+            _ => instrument::changes(b, h),
+        };
         if changes.is_empty() {
             continue;
         }
         total += changes.len();
         prints.push(format!("{} {}", t.manifest, instrument::fingerprint(t.manifest.as_str(), b, h).hex()));
-        let dash = || "(none)".to_owned();
         bundles.push(json!({
             "bundle": t.name,
             "manifest": t.manifest.as_str(),
-            "changes": changes.iter().map(|c| json!({
-                "what": c.what,
-                "old": c.old.clone().unwrap_or_else(dash).replace('|', "\\|"),
-                "new": c.new.clone().unwrap_or_else(dash).replace('|', "\\|"),
-            })).collect::<Vec<_>>(),
+            "changes": changes.iter().map(|c| {
+                let (old, new) = instrument::shown(c);
+                json!({ "what": c.what, "old": cell(old.as_deref()), "new": cell(new.as_deref()) })
+            }).collect::<Vec<_>>(),
         }));
     }
     if bundles.is_empty() {
@@ -473,6 +478,17 @@ async fn post_golden_set(
         }
     }
     Ok(())
+}
+
+/// One table cell of the golden-set listing: a code span whose fence is longer than any run of
+/// backticks inside, on one line, with `|` escaped, so no value can close the span early and
+/// hide the rows after it.
+fn cell(v: Option<&str>) -> String {
+    let Some(v) = v else { return "(none)".to_owned() };
+    let v = v.replace('\r', "").replace('\n', "⏎ ").replace('|', "\\|");
+    let longest = v.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    format!("{fence} {v} {fence}")
 }
 
 /// "Run evals" on a fork's check run: a writer's approval starts the evaluation.
@@ -553,4 +569,16 @@ pub async fn rerun(
         start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, state).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn a_listing_cell_cannot_be_closed_early_by_the_value_inside() {
+        let c = cell(Some("x` <!-- hide | the rest\nline two"));
+        assert_eq!(c, "`` x` <!-- hide \\| the rest⏎ line two ``");
+        assert_eq!(cell(None), "(none)");
+    }
 }

@@ -16,6 +16,9 @@ use evaluators::repo::RepoPath;
 use evaluators::workspace::{self, References};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// GitHub lists at most this many files of a pull request, without saying it stopped.
+const MAX_LISTED_FILES: usize = 3_000;
+
 /// One touched bundle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Touched {
@@ -72,7 +75,11 @@ pub async fn find(
         files.iter().flat_map(|f| std::iter::once(f.filename.as_str()).chain(f.previous_filename.as_deref())).collect();
     let renamed_from: BTreeMap<&str, &str> =
         files.iter().filter_map(|f| Some((f.filename.as_str(), f.previous_filename.as_deref()?))).collect();
-    let touches = |r: Option<&References>| r.is_some_and(|r| changed.iter().any(|p| r.touched_by(p)));
+    // A change to `.evalgate.yml` (lints, prices, pinned ids) can change any bundle's result, and
+    // a file list at GitHub's cap (3,000 files) may be missing the path that matters: either way
+    // every bundle counts as touched.
+    let everything = changed.iter().any(|p| *p == config::FILE_NAME) || files.len() >= MAX_LISTED_FILES;
+    let touches = |r: Option<&References>| everything || r.is_some_and(|r| changed.iter().any(|p| r.touched_by(p)));
     let name_of = |m: &RepoPath, r: Option<&References>| {
         r.and_then(|r| r.name.clone()).unwrap_or_else(|| m.parent().file_name().to_owned())
     };
@@ -110,19 +117,28 @@ pub async fn find(
         }
     }
     let mut out: Vec<Touched> = out.into_iter().filter(|t| touched_names.contains(&t.name)).collect();
-    // A base manifest nothing at head pairs with is removed (gone, or moved out of the globs).
-    for (m, r) in &base_refs {
-        if paired_bases.contains(m) || !touches(Some(r)) {
-            continue;
-        }
-        out.push(Touched {
+    // A base manifest nothing at head pairs with is removed (gone, or moved out of the globs)…
+    let mut removed: Vec<Touched> = base_refs
+        .iter()
+        .filter(|(m, r)| !paired_bases.contains(*m) && touches(Some(r)))
+        .map(|(m, r)| Touched {
             name: name_of(m, Some(r)),
             manifest: m.clone(),
             head: None,
             base: Some(m.clone()),
             duplicate: None,
-        });
+        })
+        .collect();
+    // …unless the pull request moved it and changed it too (GitHub reports no rename then): a
+    // removed and an added manifest with one name are that bundle, paired, never two checks of
+    // one name where the removal's `neutral` could stand for the new one's result.
+    for t in out.iter_mut().filter(|t| t.base.is_none() && t.duplicate.is_none()) {
+        let same: Vec<usize> = removed.iter().enumerate().filter(|(_, r)| r.name == t.name).map(|(i, _)| i).collect();
+        if let [i] = same[..] {
+            t.base = removed.remove(i).base;
+        }
     }
+    out.extend(removed);
     out.sort_by(|a, b| (&a.name, &a.manifest).cmp(&(&b.name, &b.manifest)));
     Ok(out)
 }
