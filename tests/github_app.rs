@@ -303,11 +303,11 @@ async fn a_changed_golden_set_asks_for_approval_listing_the_cases() {
     assert_eq!(golden.conclusion.as_deref(), Some("action_required"));
     assert!(golden.title.starts_with("awaiting approval: 2 change(s)"), "{}", golden.title);
     // Listed by content: the pin, old → new, and the added case with what it holds.
-    assert!(golden.summary.contains("| golden set pin | `sha256:"), "{}", golden.summary);
+    assert!(golden.summary.contains("| golden set pin | ` sha256:"), "{}", golden.summary);
     assert!(
         golden
             .summary
-            .contains("| case c99 | `(none)` | `{\"checks\":[{\"type\":\"contains\",\"value\":\"ANSWER-OK\"}]"),
+            .contains("| case c99 | (none) | ` {\"checks\":[{\"type\":\"contains\",\"value\":\"ANSWER-OK\"}]"),
         "{}",
         golden.summary
     );
@@ -352,13 +352,15 @@ async fn unhandled_events_and_ping_are_acknowledged_and_ignored() {
     assert!(h.github.requests().is_empty());
 }
 
+/// GitHub's own example payloads, from `../shared/github-webhook-examples` beside the
+/// repository (CI has it; `.ci/run` runs this with `--ignored`).
 #[tokio::test]
+#[ignore = "needs ../shared/github-webhook-examples"]
 async fn githubs_example_payloads_are_accepted() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/github-webhook-examples");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("{} is not here: skipped", dir.display());
-        return;
-    };
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!("{}: {e}: GitHub's example payloads belong at ../shared beside the repository", dir.display())
+    });
     let h = Harness::start(Arc::new(Script::new())).await;
     let mut seen = 0;
     for entry in entries.flatten() {

@@ -2,7 +2,7 @@
 //! exactly once, and a killed replica's work finished by the other after its lease. These need
 //! a PostgreSQL server, so they are ignored by default; `.ci/run` starts the local one and runs
 //! them with `--ignored` (`EVALGATE_TEST_POSTGRES_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), and says so when it cannot.
+//! `postgres://postgres@127.0.0.1:5432/postgres`); without a server they fail.
 
 #[path = "support/fake_github.rs"]
 mod fake_github;

@@ -204,3 +204,37 @@ async fn comments_by_bots_are_ignored() {
     assert_eq!(h.github.comments(REPO, 1).len(), before + 3 + 1, "three comments sent, one reply");
     assert_eq!(h.checks(HEAD, DEMO).pop().and_then(|c| c.conclusion), Some("failure".into()));
 }
+
+#[tokio::test]
+async fn an_edit_by_another_user_of_a_writers_comment_runs_nothing() {
+    let h = failing_gate().await;
+    h.github.set_permission(REPO, "jordan", "write");
+    h.github.set_permission(REPO, "mallory", "read");
+    let id = comment(&h, "Looks worth a look.", "jordan").await;
+    // mallory (read-only) edits jordan's comment to add an override.
+    let payload = h.github.issue_comment_edited_by(
+        REPO,
+        1,
+        id,
+        "Looks worth a look.\n/evalgate override ship it",
+        Some("mallory"),
+    );
+    assert_eq!(h.deliver("issue_comment", &payload).await, 202);
+    // Something else afterwards, so we know the edit was handled.
+    comment(&h, "/evalgate explain c03", "jordan").await;
+    reply_containing(&h, "`c03`").await;
+    let gate = h.checks(HEAD, DEMO).pop().expect("the gate");
+    assert_eq!(gate.conclusion.as_deref(), Some("failure"), "the edit passed the gate: {}", gate.title);
+}
+
+#[tokio::test]
+async fn the_author_cannot_override_their_own_pr() {
+    let h = failing_gate().await;
+    // `alex` opened the pull request and has write access.
+    h.github.set_permission(REPO, "alex", "write");
+    comment(&h, "/evalgate override my own change is fine", "alex").await;
+    let text = reply_containing(&h, "separation of duties").await;
+    assert!(text.contains("@alex"), "{text}");
+    let gate = h.checks(HEAD, DEMO).pop().expect("the gate");
+    assert_eq!(gate.conclusion.as_deref(), Some("failure"));
+}

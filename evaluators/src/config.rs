@@ -34,6 +34,8 @@ pub struct RepoConfig {
     pub pin_policy: PinPolicy,
     pub prices: BTreeMap<String, Price>,
     pub soak_days: u32,
+    /// `review.allow_self_approval`: may a PR's author override or approve their own PR.
+    pub allow_self_approval: bool,
 }
 
 impl Default for RepoConfig {
@@ -44,11 +46,13 @@ impl Default for RepoConfig {
             pin_policy: PinPolicy::default(),
             prices: BTreeMap::new(),
             soak_days: 7,
+            allow_self_approval: false,
         }
     }
 }
 
-const TOP: &[&str] = &["bundles", "lint", "pinned_ids", "aliases", "prices", "pins"];
+const TOP: &[&str] = &["bundles", "lint", "pinned_ids", "aliases", "prices", "pins", "review"];
+const REVIEW: &[&str] = &["allow_self_approval"];
 const LINT: &[&str] = &["prompt_max_chars", "required_sections", "forbidden_phrases"];
 const PRICE: &[&str] = &["input_per_mtok", "output_per_mtok"];
 const PINS: &[&str] = &["soak_days"];
@@ -108,6 +112,19 @@ fn decode(d: &mut FileDiags, root: &Node) -> RepoConfig {
         for (k, v) in decode::free_mapping(d, n, "prices").unwrap_or_default() {
             if let Some(p) = price(d, k, v) {
                 cfg.prices.insert(k.name.clone(), p);
+            }
+        }
+    }
+    if let Some(n) = f.get("review") {
+        if let Some(r) = decode::mapping(d, n, "review", REVIEW) {
+            if let Some(v) = r.get("allow_self_approval") {
+                match v.kind {
+                    crate::tree::Kind::Bool(b) => cfg.allow_self_approval = b,
+                    _ => d.at(
+                        v.pos,
+                        format!("`review.allow_self_approval` must be `true` or `false`, found {}", v.kind_name()),
+                    ),
+                }
             }
         }
     }

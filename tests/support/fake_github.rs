@@ -164,6 +164,9 @@ pub enum Failure {
     PrimaryRateLimit { reset_in_secs: u64 },
     /// Wait, then answer normally.
     Delay(Duration),
+    /// The ambiguous failure: the request takes effect, then the answer is lost (this status,
+    /// GitHub's body for it).
+    AfterApplying(u16),
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -632,6 +635,14 @@ impl FakeGitHub {
         self.close_pull(repo, number, false);
     }
 
+    /// Opens a closed (unmerged) pull request again.
+    pub fn reopen_pr(&self, repo: &str, number: u64) {
+        self.with_pr(repo, number, |pr| {
+            pr.state = "open";
+            pr.closed_at = None;
+        });
+    }
+
     fn with_pr(&self, repo: &str, number: u64, f: impl FnOnce(&mut Pr)) {
         self.with_repo(repo, |r| {
             let pr = r.prs.get_mut(&number).unwrap_or_else(|| panic!("fake_github: unknown PR {repo}#{number}"));
@@ -671,6 +682,11 @@ impl FakeGitHub {
                 failure,
             })
         });
+    }
+
+    /// Drops every injected failure not yet used: GitHub is healthy again.
+    pub fn clear_failures(&self) {
+        self.with_state(|s| s.failures.clear());
     }
 
     // --- webhook payloads --------------------------------------------------------------------
@@ -783,6 +799,19 @@ impl FakeGitHub {
     /// Edits comment `comment_id` to `body` and returns its `issue_comment` `edited` payload,
     /// with the old body under `changes.body.from` as GitHub sends it.
     pub fn issue_comment_edited_event(&self, repo: &str, number: u64, comment_id: u64, body: &str) -> Value {
+        self.issue_comment_edited_by(repo, number, comment_id, body, None)
+    }
+
+    /// The same edit made by `editor` (a maintainer may edit anyone's comment): `sender` is the
+    /// editor, `comment.user` stays the comment's author.
+    pub fn issue_comment_edited_by(
+        &self,
+        repo: &str,
+        number: u64,
+        comment_id: u64,
+        body: &str,
+        editor: Option<&str>,
+    ) -> Value {
         let v = {
             let mut s = self.shared.lock();
             let base_url = s.base_url.clone();
@@ -804,7 +833,7 @@ impl FakeGitHub {
                 "comment": comment_json(&base_url, r, &comment),
                 "repository": repo_json(&base_url, r),
                 "installation": installation_json(r.installation_id),
-                "sender": user_json(&comment.author),
+                "sender": user_json(editor.unwrap_or(&comment.author)),
             })
         };
         self.shared.notify.notify_waiters();
@@ -991,6 +1020,10 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: axum::extract::R
             tokio::time::sleep(d).await;
             real_reply(&shared, method.clone(), raw_path.clone(), &parts.uri, token, body)
         }
+        (Some(Failure::AfterApplying(code)), body) => {
+            let applied = real_reply(&shared, method.clone(), raw_path.clone(), &parts.uri, token, body);
+            failure_reply(&Failure::Status(code), applied.installation).auth(applied.installation, applied.authorized)
+        }
         (Some(failure), _) => {
             let s = shared.lock();
             let installation = token.as_deref().and_then(|t| s.installation_of_token(t));
@@ -1115,6 +1148,7 @@ fn failure_reply(failure: &Failure, installation: Option<u64>) -> Reply {
             .header("x-ratelimit-reset", (now_secs() + reset_in_secs).to_string())
         }
         Failure::Delay(_) => Reply::error(500, "Server Error", DOCS),
+        Failure::AfterApplying(code) => failure_reply(&Failure::Status(*code), installation),
     }
 }
 

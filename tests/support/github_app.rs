@@ -138,8 +138,13 @@ impl Harness {
 
     /// A provider that answers every call only after `delay`.
     pub async fn start_slow(script: Arc<Script>, delay: Duration) -> Harness {
+        Harness::start_slow_with(script, delay, &[]).await
+    }
+
+    /// `start_slow` with extra settings.
+    pub async fn start_slow_with(script: Arc<Script>, delay: Duration, env: &[(&str, &str)]) -> Harness {
         let provider = FakeProvider::start(move |req| script.reply(req).after(delay)).await;
-        Harness::start_on(provider, &[]).await
+        Harness::start_on(provider, env).await
     }
 
     pub async fn start_with(script: Arc<Script>, env: &[(&str, &str)]) -> Harness {

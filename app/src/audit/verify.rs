@@ -360,10 +360,19 @@ mod tests {
             })
             .await
             .expect("run");
-        store
-            .complete_run(&run.id, "success", "gate passed: 1 regression, 1 fix", None, "## demo\npassed, \"really\"\n")
-            .await
-            .expect("complete");
+        let decided = crate::store::gate_runs::Decision {
+            run_id: &run.id,
+            guard: crate::store::gate_runs::Guard::NotCancelled,
+            state: RunState::Completed,
+            conclusion: "success",
+            title: "gate passed: 1 regression, 1 fix",
+            summary: "## demo\npassed, \"really\"\n",
+            report: None,
+            annotations: None,
+            override_by: None,
+            audit: None,
+        };
+        assert!(store.decide(&decided).await.expect("decide"));
         let period = export::Period::new(0, export::parse_date("2999-12-31", true).expect("date")).expect("period");
         let evidence = export::collect(&store, REPO, period).await.expect("collect");
         let zip = evidence.to_zip().expect("zip").zip;

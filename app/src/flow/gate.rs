@@ -4,10 +4,12 @@
 
 use super::checks::{self, bundle_check};
 use super::{Ctx, JobError};
+use crate::audit::Kind;
 use crate::evaluate::{self, Pair, Setup};
 use crate::github::tree::CommitTree;
 use crate::github::{GitHubError, Installation};
-use crate::store::gate_runs::{RunKind, RunState};
+use crate::store::audit::NewEntry;
+use crate::store::gate_runs::{Decision, Guard, RunKind, RunState};
 use evaluators::config;
 use evaluators::diagnostic::{Diagnostic, Diagnostics};
 use evaluators::gate::{Source, Thresholds};
@@ -72,7 +74,11 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
     let details = ctx.details_url(&run.id);
     let first = json!({ "status": "queued", "external_id": run.id, "details_url": details,
         "output": checks::output("queued", "The evaluation is queued.", None) });
-    let check = checks::ensure(ctx, &gh, repo, &run.head_sha, &name, first).await?;
+    let check = match ctx.store.run_check(&run.id).await? {
+        Some(id) => id,
+        None => checks::ensure(ctx, &gh, repo, &run.head_sha, &name, first).await?,
+    };
+    ctx.store.set_run_check(&run.id, check).await?;
     if !ctx.store.set_run_state(&run.id, RunState::InProgress).await? {
         return Ok(()); // cancelled meanwhile
     }
@@ -215,40 +221,66 @@ fn record_metrics(ctx: &Ctx, report: &evaluators::report::Report, counts: evalua
     }
 }
 
-/// Completes the run and its check run, then refreshes the sticky comment.
+/// Commits the decision with its audit entry; the publisher then tells GitHub (check run and
+/// sticky comment), retrying until GitHub matches.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     ctx: &Arc<Ctx>,
-    gh: &Installation,
+    _gh: &Installation,
     run: &crate::store::gate_runs::GateRun,
-    check: u64,
+    _check: u64,
     conclusion: &str,
     title: &str,
     summary: &str,
     report: Option<&str>,
 ) -> Result<(), JobError> {
+    decide(ctx, run, conclusion, title, summary, report, None).await
+}
+
+/// One gate decision: the run's conclusion and the audit entry that records it, in one
+/// transaction, then the publisher is woken. `false` from the store means the run was cancelled
+/// meanwhile: the newer pair's run speaks, and nothing is recorded.
+async fn decide(
+    ctx: &Ctx,
+    run: &crate::store::gate_runs::GateRun,
+    conclusion: &str,
+    title: &str,
+    summary: &str,
+    report: Option<&str>,
+    annotations: Option<&str>,
+) -> Result<(), JobError> {
     let details = ctx.details_url(&run.id);
-    if !ctx.store.complete_run(&run.id, conclusion, title, report, summary).await? {
-        return Ok(()); // cancelled meanwhile: the newer head's run speaks
+    let data = decision_data(run, conclusion, title, report, &details)?;
+    let audit =
+        NewEntry { repo: &run.repo, kind: Kind::GateDecision, actor: "evalgate", pr_number: Some(run.pr_number), data };
+    let d = Decision {
+        run_id: &run.id,
+        guard: Guard::NotCancelled,
+        state: RunState::Completed,
+        conclusion,
+        title,
+        summary,
+        report,
+        annotations,
+        override_by: None,
+        audit: Some(audit),
+    };
+    if ctx.store.decide(&d).await? {
+        tracing::info!(conclusion, title, "gate decided");
+        ctx.metrics.gate_outcome(conclusion);
+        ctx.publish_wake.notify_one();
     }
-    let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(), "details_url": details,
-        "output": checks::output(title, summary, Some(&details)) });
-    tracing::info!(conclusion, title, "gate decided");
-    checks::update(gh, &run.repo, check, &body).await?;
-    ctx.metrics.gate_outcome(conclusion);
-    audit_decision(ctx, run, conclusion, title, report, &details).await?;
-    super::comment::update(ctx, gh, &run.repo, run.pr_number).await
+    Ok(())
 }
 
 /// The audit entry of a gate decision: what was compared, under which thresholds, with what result.
-async fn audit_decision(
-    ctx: &Ctx,
+fn decision_data(
     run: &crate::store::gate_runs::GateRun,
     conclusion: &str,
     title: &str,
     report: Option<&str>,
     details: &str,
-) -> Result<(), JobError> {
+) -> Result<serde_json::Value, JobError> {
     let r: Option<Report> =
         report.map(serde_json::from_str).transpose().map_err(|e| fatal(format!("stored report: {e}")))?;
     let side = |s: Option<&evaluators::report::SideSummary>| {
@@ -258,7 +290,7 @@ async fn audit_decision(
             "judge_error_rate": s.judge_error_rate })
         })
     };
-    let data = match &r {
+    Ok(match &r {
         Some(r) => json!({
             "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha, "base_sha": run.base_sha,
             "comparison": r.comparison, "base": side(r.base.as_ref()), "head": side(Some(&r.head)),
@@ -272,17 +304,15 @@ async fn audit_decision(
             "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha, "base_sha": run.base_sha,
             "conclusion": conclusion, "title": title, "check_run_url": details,
         }),
-    };
-    ctx.store.audit(&run.repo, crate::audit::Kind::GateDecision, "evalgate", Some(run.pr_number), data).await?;
-    Ok(())
+    })
 }
 
 /// An invalid bundle fails its check, with every problem as an annotation at file and line.
 async fn invalid(
     ctx: &Arc<Ctx>,
-    gh: &Installation,
+    _gh: &Installation,
     run: &crate::store::gate_runs::GateRun,
-    check: u64,
+    _check: u64,
     diags: &[Diagnostic],
     side: &str,
 ) -> Result<(), JobError> {
@@ -297,34 +327,19 @@ async fn invalid(
             "The base branch's bundle is invalid, so there is nothing to compare with; fix it on the base branch first:\n\n{list}"
         )
     };
-    if !ctx.store.complete_run(&run.id, "failure", &title, None, &summary).await? {
-        return Ok(());
-    }
-    let details = ctx.details_url(&run.id);
-    let out = checks::output(&title, &summary, Some(&details));
     // Annotations point into the head's files; the base's problems are only listed.
     let annotations = if side == "head" { checks::annotations(diags) } else { Vec::new() };
-    checks::complete_with_annotations(gh, &run.repo, check, "failure", out, annotations).await?;
-    audit_decision(ctx, run, "failure", &title, None, &details).await?;
-    super::comment::update(ctx, gh, &run.repo, run.pr_number).await
+    let annotations = (!annotations.is_empty()).then(|| serde_json::Value::from(annotations).to_string());
+    decide(ctx, run, "failure", &title, &summary, None, annotations.as_deref()).await
 }
 
-/// After the last attempt failed: the check run says so and fails (an error is never a pass).
+/// After the last attempt failed: the run fails (an error is never a pass), recorded with its
+/// audit entry, and the publisher makes the check run say "evalgate could not evaluate: …".
 pub async fn fail_for_good(ctx: &Arc<Ctx>, id: &str, error: &str) -> Result<(), JobError> {
     let Some(run) = ctx.store.gate_run(id).await? else { return Ok(()) };
-    let Some(pr) = ctx.store.pr(&run.repo, run.pr_number).await? else { return Ok(()) };
-    let gh = ctx.github.installation(pr.installation_id as u64)?;
     let summary = format!(
-        "evalgate could not complete this evaluation after several attempts:\n\n```\n{error}\n```\n\nRe-run the check to try again."
+        "evalgate could not evaluate this bundle after several attempts:\n\n```\n{error}\n```\n\nRe-run the check to try again."
     );
-    let title = "evaluation failed: evalgate could not complete it";
-    if !ctx.store.complete_run(&run.id, "failure", title, None, &summary).await? {
-        return Ok(());
-    }
-    if let Some(check) = ctx.store.check_run_id(&run.repo, &run.head_sha, &bundle_check(&run.bundle)).await? {
-        let body = json!({ "status": "completed", "conclusion": "failure", "completed_at": now(),
-            "output": checks::output(title, &summary, None) });
-        checks::update(&gh, &run.repo, check, &body).await?;
-    }
-    Ok(())
+    let title = format!("evalgate could not evaluate: {}", error.lines().next().unwrap_or(error));
+    decide(ctx, &run, "failure", &title, &summary, None, None).await
 }

@@ -7,6 +7,7 @@ pub mod checks;
 pub mod comment;
 pub mod gate;
 pub mod pr;
+pub mod publish;
 pub mod touched;
 
 use crate::github::{GitHubApp, GitHubError};
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub metrics: Metrics,
     /// Wakes idle workers when a job is queued.
     pub wake: tokio::sync::Notify,
+    /// Wakes the publisher when a decision is committed.
+    pub publish_wake: tokio::sync::Notify,
     /// One lock per pull request around its sticky comment, so two finishing runs never both
     /// create one.
     comment_locks: Mutex<HashMap<(String, u64), CommentLock>>,
@@ -67,6 +70,7 @@ impl Ctx {
             public_url,
             metrics: Metrics::default(),
             wake: tokio::sync::Notify::new(),
+            publish_wake: tokio::sync::Notify::new(),
             comment_locks: Mutex::default(),
         }
     }
@@ -152,6 +156,9 @@ pub async fn gave_up(ctx: &Arc<Ctx>, job: &Job, error: &str) {
 
 async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
     match event {
+        Event::PullRequest { repo, number, action: crate::webhook::events::PrAction::Closed, .. } => {
+            pr::close(ctx, repo.as_str(), number).await
+        }
         Event::PullRequest { installation, repo, number, .. } => {
             pr::sync(ctx, installation, repo.as_str(), number).await
         }
@@ -187,7 +194,17 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
             }
             Ok(())
         }
-        Event::PrComment { installation, repo, number, comment_id, body, previous_body, author, author_is_bot } => {
+        Event::PrComment {
+            installation,
+            repo,
+            number,
+            comment_id,
+            body,
+            previous_body,
+            author,
+            author_is_bot,
+            sender,
+        } => {
             let comment = crate::review::Comment {
                 installation,
                 repo: repo.as_str(),
@@ -195,7 +212,8 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
                 id: comment_id,
                 body: &body,
                 previous: previous_body.as_deref(),
-                author: &author,
+                comment_author: &author,
+                author: &sender,
                 author_is_bot,
             };
             crate::review::on_comment(ctx, comment).await

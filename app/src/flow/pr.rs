@@ -10,7 +10,8 @@ use super::{Ctx, JobError};
 use crate::audit::Kind;
 use crate::github::Installation;
 use crate::github::tree::CommitTree;
-use crate::store::gate_runs::{GateRun, RunKind};
+use crate::store::audit::NewEntry;
+use crate::store::gate_runs::{Decision, GateRun, Guard, RunKind};
 use crate::store::gate_runs::{NewGateRun, RunState};
 use crate::store::jobs::JobKind;
 use evaluators::gate::{Key, fmt_value};
@@ -126,11 +127,11 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
             // Decided here, and published again on every sync, so a GitHub failure after the
             // decision was stored only delays what GitHub shows.
             RunKind::Duplicate => {
-                duplicate(ctx, &gh, &run, t.duplicate.as_deref().unwrap_or_default()).await?;
+                duplicate(ctx, &run, t.duplicate.as_deref().unwrap_or_default()).await?;
                 continue;
             }
             RunKind::Removed => {
-                removed(ctx, &gh, &run).await?;
+                removed(ctx, &run).await?;
                 continue;
             }
             RunKind::Paired | RunKind::Added => {}
@@ -140,7 +141,9 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
         // posted is started again.
         let unposted = run.state == RunState::Queued
             && ctx.store.check_run_id(repo, &head, &bundle_check(&t.name)).await?.is_none();
-        if !(created || unposted || (waiting_for_body && prereg.is_ok())) {
+        // Cancelled while the pull request was closed, and it is open again: evaluate again.
+        let reopened = run.state == RunState::Cancelled;
+        if !(created || unposted || reopened || (waiting_for_body && prereg.is_ok())) {
             continue;
         }
         if !created {
@@ -153,47 +156,95 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
 }
 
 /// Two manifests with one name: the check fails naming both, and neither is evaluated.
-async fn duplicate(ctx: &Ctx, gh: &Installation, run: &GateRun, message: &str) -> Result<(), JobError> {
+async fn duplicate(ctx: &Ctx, run: &GateRun, message: &str) -> Result<(), JobError> {
+    if run.state.is_final() {
+        return Ok(()); // decided already; the publisher shows it
+    }
     let title = format!("duplicate bundle name `{}`", run.bundle);
     let summary = format!(
         "`{}`: {message}.\n\nevalgate identifies a bundle by the path of its `bundle.yaml`, and its check by the bundle's name, so two manifests with one name cannot both be gated; nothing was evaluated. Rename one of them.",
         run.manifest
     );
-    if run.state == RunState::Cancelled {
-        return Ok(());
-    }
-    let first = !run.state.is_final();
-    if first {
-        ctx.store.complete_run(&run.id, "failure", &title, None, &summary).await?;
-        let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
-            "base_sha": run.base_sha, "conclusion": "failure", "title": title, "reason": message });
-        ctx.store.audit(&run.repo, Kind::GateDecision, "evalgate", Some(run.pr_number), data).await?;
-    }
-    let body = json!({ "status": "completed", "conclusion": "failure", "completed_at": now(),
-        "external_id": run.id, "output": checks::output(&title, &summary, None) });
-    let id = checks::ensure(ctx, gh, &run.repo, &run.head_sha, &bundle_check(&run.bundle), body.clone()).await?;
-    checks::update(gh, &run.repo, id, &body).await
+    let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
+        "base_sha": run.base_sha, "conclusion": "failure", "title": title, "reason": message });
+    decide(
+        ctx,
+        run,
+        Guard::NotCancelled,
+        RunState::Completed,
+        "failure",
+        &title,
+        &summary,
+        Some((Kind::GateDecision, "evalgate", data)),
+    )
+    .await
 }
 
 /// A removed bundle: nothing to evaluate; a reviewer approves the removal (`approve-golden`),
 /// and then the check is neutral naming who.
-async fn removed(ctx: &Ctx, gh: &Installation, run: &GateRun) -> Result<(), JobError> {
+async fn removed(ctx: &Ctx, run: &GateRun) -> Result<(), JobError> {
     let approved = approval_at(ctx, &run.repo, run.pr_number, &run.head_sha).await?;
     let (conclusion, title) = match &approved {
         Some(actor) => ("neutral", format!("bundle removed: removal approved by @{actor}")),
         None => ("action_required", "bundle removed: awaiting a reviewer's approval".to_owned()),
     };
+    if run.state == RunState::Cancelled || (run.state.is_final() && run.conclusion.as_deref() == Some(conclusion)) {
+        return Ok(());
+    }
     let summary = format!(
         "This pull request removes the bundle `{}` (`{}`), so there is nothing to evaluate. A reviewer with write access approves the removal with `/evalgate approve-golden` (see `evalgate/golden-set`).",
         run.bundle, run.manifest
     );
-    if run.state == RunState::Cancelled || !ctx.store.complete_run(&run.id, conclusion, &title, None, &summary).await? {
-        return Ok(());
+    let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
+        "base_sha": run.base_sha, "conclusion": conclusion, "title": title });
+    decide(
+        ctx,
+        run,
+        Guard::NotCancelled,
+        RunState::Completed,
+        conclusion,
+        &title,
+        &summary,
+        Some((Kind::GateDecision, "evalgate", data)),
+    )
+    .await
+}
+
+/// Commits a decision about `run` (with its audit entry, if any) and wakes the publisher.
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    ctx: &Ctx,
+    run: &GateRun,
+    guard: Guard,
+    state: RunState,
+    conclusion: &str,
+    title: &str,
+    summary: &str,
+    audit: Option<(Kind, &str, Value)>,
+) -> Result<(), JobError> {
+    let audit = audit.map(|(kind, actor, data)| NewEntry {
+        repo: &run.repo,
+        kind,
+        actor,
+        pr_number: Some(run.pr_number),
+        data,
+    });
+    let d = Decision {
+        run_id: &run.id,
+        guard,
+        state,
+        conclusion,
+        title,
+        summary,
+        report: None,
+        annotations: None,
+        override_by: None,
+        audit,
+    };
+    if ctx.store.decide(&d).await? {
+        ctx.publish_wake.notify_one();
     }
-    let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(),
-        "external_id": run.id, "output": checks::output(&title, &summary, None) });
-    let id = checks::ensure(ctx, gh, &run.repo, &run.head_sha, &bundle_check(&run.bundle), body.clone()).await?;
-    checks::update(gh, &run.repo, id, &body).await
+    Ok(())
 }
 
 /// Who approved the instrument change (new or removed bundles included) shown at `head`, if
@@ -207,7 +258,7 @@ pub async fn approval_at(ctx: &Ctx, repo: &str, number: u64, head: &str) -> Resu
 /// conclusion now (a new bundle its gate on head alone, a removed one neutral).
 pub async fn apply_bundle_approval(
     ctx: &Ctx,
-    gh: &Installation,
+    _gh: &Installation,
     repo: &str,
     number: u64,
     head: &str,
@@ -217,7 +268,6 @@ pub async fn apply_bundle_approval(
         if !run.state.is_final() || run.state == RunState::Cancelled {
             continue;
         }
-        let Some(id) = ctx.store.check_run_id(repo, head, &bundle_check(&run.bundle)).await? else { continue };
         let (conclusion, title) = match run.kind {
             RunKind::Removed => ("neutral".to_owned(), format!("bundle removed: removal approved by @{actor}")),
             RunKind::Added => {
@@ -229,13 +279,20 @@ pub async fn apply_bundle_approval(
             _ => continue,
         };
         let summary = run.summary.clone().unwrap_or_default();
-        if !ctx.store.complete_run(&run.id, &conclusion, &title, run.report.as_deref(), &summary).await? {
-            continue;
-        }
-        let details = ctx.details_url(&run.id);
-        let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(), "details_url": details,
-            "output": checks::output(&title, &summary, Some(&details)) });
-        checks::update(gh, repo, id, &body).await?;
+        // The approval itself is in the audit trail (`approve-golden`); this is what it decides.
+        let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
+            "base_sha": run.base_sha, "conclusion": conclusion, "title": title, "approved_by": actor });
+        decide(
+            ctx,
+            &run,
+            Guard::Completed,
+            RunState::Completed,
+            &conclusion,
+            &title,
+            &summary,
+            Some((Kind::GateDecision, "evalgate", data)),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -270,13 +327,16 @@ async fn start(
             "output": checks::output("queued", "The evaluation is queued.", None),
         }),
     };
-    match ctx.store.check_run_id(repo, head, &name).await? {
-        Some(id) if state != RunState::Queued => checks::update(gh, repo, id, &body).await?,
-        // New, or queued after a wait or a re-run: a fresh check run, as GitHub expects.
-        _ => {
-            checks::create(ctx, gh, repo, head, &name, body).await?;
+    let id = match ctx.store.check_run_id(repo, head, &name).await? {
+        Some(id) if state != RunState::Queued => {
+            checks::update(gh, repo, id, &body).await?;
+            id
         }
-    }
+        // New, or queued after a wait or a re-run: a fresh check run, as GitHub expects.
+        _ => checks::create(ctx, gh, repo, head, &name, body).await?,
+    };
+    // The run's own check run: what its decision is published on.
+    ctx.store.set_run_check(run_id, id).await?;
     if state == RunState::Queued {
         ctx.store.enqueue(JobKind::Gate, &json!({ "gate_run": run_id })).await?;
         ctx.wake.notify_waiters();
@@ -327,26 +387,58 @@ pub fn golden_body(title: &str, summary: &str, conclusion: &str) -> Value {
 /// A newer head, or a new base, cancels the evaluations of older pairs.
 async fn cancel_older(
     ctx: &Ctx,
-    gh: &Installation,
+    _gh: &Installation,
     repo: &str,
     number: u64,
     head: &str,
     base: &str,
 ) -> Result<(), JobError> {
     for run in ctx.store.open_runs_not_at(repo, number, head, base).await? {
-        if !ctx.store.set_run_state(&run.id, RunState::Cancelled).await? {
-            continue;
-        }
-        tracing::info!(bundle = %run.bundle, old_head = %run.head_sha, "superseded by a newer push");
-        if let Some(id) = ctx.store.check_run_id(repo, &run.head_sha, &bundle_check(&run.bundle)).await? {
-            let body = json!({
-                "status": "completed", "conclusion": "cancelled", "completed_at": now(),
-                "output": checks::output(
-                    if run.head_sha == head { "cancelled: the base changed" } else { "cancelled: superseded by a newer push" },
-                    &format!("The pull request is now `{}` against `{}`; its evaluation is in the newer check run.", short(head), short(base)), None),
-            });
-            checks::update(gh, repo, id, &body).await?;
-        }
+        let title =
+            if run.head_sha == head { "cancelled: the base changed" } else { "cancelled: superseded by a newer push" };
+        let summary = format!(
+            "The pull request is now `{}` against `{}`; its evaluation is in the newer check run.",
+            short(head),
+            short(base)
+        );
+        tracing::info!(bundle = %run.bundle, old_head = %run.head_sha, "{title}");
+        let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
+            "base_sha": run.base_sha, "conclusion": "cancelled", "title": title, "superseded_by": { "head_sha": head, "base_sha": base } });
+        decide(
+            ctx,
+            &run,
+            Guard::Open,
+            RunState::Cancelled,
+            "cancelled",
+            title,
+            &summary,
+            Some((Kind::GateDecision, "evalgate", data)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A closed pull request spends nothing more: its running and waiting evaluations are
+/// cancelled (reopening it evaluates again, from the cache where nothing changed).
+pub async fn close(ctx: &Ctx, repo: &str, number: u64) -> Result<(), JobError> {
+    for run in ctx.store.open_runs_not_at(repo, number, "", "").await? {
+        let title = "cancelled: the pull request was closed";
+        let summary = "The pull request was closed before this evaluation finished; reopening it evaluates again.";
+        tracing::info!(bundle = %run.bundle, head = %run.head_sha, "{title}");
+        let data = json!({ "gate_run": run.id, "bundle": run.bundle, "manifest": run.manifest, "head_sha": run.head_sha,
+            "base_sha": run.base_sha, "conclusion": "cancelled", "title": title, "reason": "pull request closed" });
+        decide(
+            ctx,
+            &run,
+            Guard::Open,
+            RunState::Cancelled,
+            "cancelled",
+            title,
+            summary,
+            Some((Kind::GateDecision, "evalgate", data)),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -78,7 +78,7 @@ pub async fn find(
     // A change to `.evalgate.yml` (lints, prices, pinned ids) can change any bundle's result, and
     // a file list at GitHub's cap (3,000 files) may be missing the path that matters: either way
     // every bundle counts as touched.
-    let everything = changed.iter().any(|p| *p == config::FILE_NAME) || files.len() >= MAX_LISTED_FILES;
+    let everything = changed.contains(&config::FILE_NAME) || files.len() >= MAX_LISTED_FILES;
     let touches = |r: Option<&References>| everything || r.is_some_and(|r| changed.iter().any(|p| r.touched_by(p)));
     let name_of = |m: &RepoPath, r: Option<&References>| {
         r.and_then(|r| r.name.clone()).unwrap_or_else(|| m.parent().file_name().to_owned())

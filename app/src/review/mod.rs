@@ -7,10 +7,11 @@ mod explain;
 pub mod parse;
 
 use crate::audit::Kind;
-use crate::flow::checks::{self, GOLDEN_SET, bundle_check};
+use crate::flow::checks::{self, GOLDEN_SET};
 use crate::flow::{Ctx, JobError, pr};
 use crate::github::Installation;
-use crate::store::gate_runs::RunState;
+use crate::store::audit::NewEntry;
+use crate::store::gate_runs::{Decision, Guard, RunState};
 use parse::{Command, ParseError};
 use serde_json::json;
 use std::sync::Arc;
@@ -24,12 +25,31 @@ pub struct Comment<'a> {
     pub body: &'a str,
     /// The body before an edit: only commands the edit adds run.
     pub previous: Option<&'a str>,
+    /// Who wrote the comment.
+    pub comment_author: &'a str,
+    /// The actor: the event's `sender`, who created or edited the comment. Everything is done,
+    /// checked and recorded in their name.
     pub author: &'a str,
     pub author_is_bot: bool,
 }
 
 pub async fn on_comment(ctx: &Arc<Ctx>, c: Comment<'_>) -> Result<(), JobError> {
-    if c.author_is_bot {
+    if c.author_is_bot || c.author.ends_with("[bot]") {
+        return Ok(());
+    }
+    // Someone who edits another person's comment does not act with that person's permission,
+    // nor with their own: nothing in the edit runs.
+    if c.previous.is_some() && c.author != c.comment_author {
+        if !parse::new_commands(c.previous.unwrap_or_default(), c.body).is_empty() {
+            tracing::info!(
+                sender = c.author,
+                author = c.comment_author,
+                "commands added by another user's edit ignored"
+            );
+            let data = json!({ "command": null, "accepted": false, "comment_author": c.comment_author,
+                "reason": "an edit of another user's comment runs nothing" });
+            audit(ctx, &c, data).await?;
+        }
         return Ok(());
     }
     let parsed = parse::parse(c.body);
@@ -97,6 +117,14 @@ async fn audit(ctx: &Ctx, c: &Comment<'_>, mut data: serde_json::Value) -> Resul
     Ok(())
 }
 
+/// `review.allow_self_approval` of the base's `.evalgate.yml` (a pull request cannot grant it to
+/// itself).
+async fn self_approval_allowed(gh: &Installation, repo: &str, base_sha: &str) -> Result<bool, JobError> {
+    let tree = crate::github::tree::CommitTree::fetch(gh, repo, base_sha).await?;
+    let (cfg, _) = crate::flow::touched::config_of(gh, &tree).await?;
+    Ok(cfg.allow_self_approval)
+}
+
 async fn reply(gh: &Installation, c: &Comment<'_>, text: &str) -> Result<(), JobError> {
     gh.create_comment(c.repo, c.number, text).await?;
     Ok(())
@@ -117,6 +145,25 @@ async fn run(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, cmd: &Command) 
         .await;
     };
     let head = pr_row.head_sha.clone();
+    // Separation of duties: the pull request's author does not pass or approve their own change,
+    // unless the base branch's `.evalgate.yml` says `review: { allow_self_approval: true }`.
+    if matches!(cmd, Command::Override { .. } | Command::ApproveGolden | Command::AcceptThresholds) {
+        let pr = gh.pull_request(c.repo, c.number).await?;
+        if pr.user.login == c.author && !self_approval_allowed(gh, c.repo, &pr_row.base_sha).await? {
+            let data = json!({ "command": cmd.name(), "accepted": false, "reason": "the pull request's own author" });
+            audit(ctx, c, data).await?;
+            return reply(
+                gh,
+                c,
+                &format!(
+                    "@{}: the author of a pull request cannot run `/evalgate {}` on it (separation of duties); another user with write access can. A repository allows it with `review: {{ allow_self_approval: true }}` in `.evalgate.yml`.",
+                    c.author,
+                    cmd.name()
+                ),
+            )
+            .await;
+        }
+    }
     match cmd {
         Command::Rerun => {
             react(gh, c, "+1").await?;
@@ -149,12 +196,18 @@ async fn override_gate(
     let failed: Vec<_> =
         runs.iter().filter(|r| r.state == RunState::Completed && r.conclusion.as_deref() != Some("success")).collect();
     if failed.is_empty() {
+        // A retry of this very command (its decision committed, GitHub not told yet): done.
+        if runs
+            .iter()
+            .any(|r| r.override_by.as_deref() == Some(c.author) && r.override_reason.as_deref() == Some(reason))
+        {
+            return react(gh, c, "+1").await;
+        }
         return reply(gh, c, &format!("@{}: there is no failed gate at this head to override.", c.author)).await;
     }
     for run in failed {
         let was = run.title.clone().unwrap_or_default();
         let title = format!("gate overridden by @{}: {reason}", c.author);
-        ctx.store.override_run(&run.id, c.author, reason, &title).await?;
         let summary = format!(
             "**Overridden by @{} on {}:** {reason}\n\nThe gate's own result was: {was} ({}).\n\n{}",
             c.author,
@@ -162,19 +215,31 @@ async fn override_gate(
             run.conclusion.as_deref().unwrap_or("unknown"),
             run.summary.clone().unwrap_or_default()
         );
-        if let Some(id) = checks::find(ctx, gh, c.repo, head, &bundle_check(&run.bundle)).await? {
-            let details = ctx.details_url(&run.id);
-            let body = json!({ "status": "completed", "conclusion": "success",
-                "completed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "output": checks::output(&title, &summary, Some(&details)) });
-            checks::update(gh, c.repo, id, &body).await?;
-        }
-        let data = json!({ "bundle": run.bundle, "head_sha": head, "reason": reason, "was": was,
+        let data = json!({ "bundle": run.bundle, "manifest": run.manifest, "head_sha": head, "reason": reason, "was": was,
             "was_conclusion": run.conclusion });
-        ctx.store.audit(c.repo, Kind::Override, c.author, Some(c.number), data).await?;
+        // The override and its audit entry commit together; the publisher tells GitHub.
+        let d = Decision {
+            run_id: &run.id,
+            guard: Guard::Completed,
+            state: RunState::Completed,
+            conclusion: "success",
+            title: &title,
+            summary: &summary,
+            report: None,
+            annotations: None,
+            override_by: Some((c.author, reason)),
+            audit: Some(NewEntry {
+                repo: c.repo,
+                kind: Kind::Override,
+                actor: c.author,
+                pr_number: Some(c.number),
+                data,
+            }),
+        };
+        ctx.store.decide(&d).await?;
     }
-    react(gh, c, "+1").await?;
-    crate::flow::comment::update(ctx, gh, c.repo, c.number).await
+    ctx.publish_wake.notify_one();
+    react(gh, c, "+1").await
 }
 
 /// Makes the body's current thresholds the ones in force, and evaluates again under them.

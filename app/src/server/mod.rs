@@ -74,6 +74,9 @@ pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()>
     println!("evalgate listening on http://{addr}");
     tracing::info!(%addr, pin_schedule = %settings.pin_schedule.pattern, "listening");
     let workers = crate::worker::spawn(app.ctx.clone(), settings.workers, settings.job_lease_ms);
+    let (stop_publisher, publisher_stop) = tokio::sync::watch::channel(false);
+    let publisher = tokio::spawn(crate::flow::publish::run(app.ctx.clone(), publisher_stop));
+    let ctx = app.ctx.clone();
     let scheduler = crate::pins::schedule::spawn(app.ctx.clone(), settings.pin_schedule.clone());
     let shutdown = async {
         shutdown_signal().await;
@@ -82,6 +85,10 @@ pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()>
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await?;
     scheduler.abort();
     workers.shutdown(SHUTDOWN_DEADLINE).await;
+    // What is still pending stays in the database: the next start (or another replica) publishes it.
+    let _ = stop_publisher.send(true);
+    ctx.publish_wake.notify_waiters();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), publisher).await;
     tracing::info!("stopped");
     Ok(())
 }

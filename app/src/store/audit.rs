@@ -24,9 +24,75 @@ fn from_row(r: Row) -> Entry {
 
 const COLUMNS: &str = "repo, seq, at_ms, kind, actor, pr_number, data, prev_sha256, sha256";
 
+/// One database transaction.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// How often a transaction that appends to the audit chain starts again after another writer
+/// took the chain's next `seq`.
+pub const MAX_RACES: usize = 8;
+
+pub fn raced() -> sqlx::Error {
+    sqlx::Error::Protocol("audit chain: too many concurrent appends".into())
+}
+
+/// What an append inside a transaction ended with.
+pub enum Appended<T> {
+    Done(T),
+    /// Another writer took the chain's next `seq`: start the transaction again.
+    Raced,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub repo: &'a str,
+    pub kind: Kind,
+    pub actor: &'a str,
+    pub pr_number: Option<u64>,
+    pub data: Value,
+}
+
+/// Appends `e` to its repository's chain inside `tx`: committed with whatever else `tx` holds
+/// (the decision it records), or not at all.
+pub async fn append(tx: &mut Tx, e: &NewEntry<'_>) -> Result<Appended<Entry>, sqlx::Error> {
+    let head = sqlx::query_as::<_, (i64, String)>(
+        "SELECT seq, sha256 FROM audit_entries WHERE repo = $1 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(e.repo)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (seq, prev) = head.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
+    let mut entry = Entry {
+        repo: e.repo.to_owned(),
+        seq,
+        at_ms: now_ms(),
+        kind: e.kind.as_str().to_owned(),
+        actor: e.actor.to_owned(),
+        pr_number: e.pr_number.map(|n| n as i64),
+        data: e.data.clone(),
+        prev_sha256: prev,
+        sha256: String::new(),
+    };
+    entry.sha256 = entry.compute_sha256();
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO audit_entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo, seq) DO NOTHING"
+    ))
+    .bind(&entry.repo)
+    .bind(entry.seq)
+    .bind(entry.at_ms)
+    .bind(&entry.kind)
+    .bind(&entry.actor)
+    .bind(entry.pr_number)
+    .bind(entry.data.to_string())
+    .bind(&entry.prev_sha256)
+    .bind(&entry.sha256)
+    .execute(&mut **tx)
+    .await?;
+    Ok(if inserted.rows_affected() == 1 { Appended::Done(entry) } else { Appended::Raced })
+}
+
 impl Store {
-    /// Appends an entry to the repository's chain. Two writers racing for the same `seq` collide
-    /// on the primary key; the loser reads the new head and tries again.
+    /// Appends an entry to the repository's chain, in a transaction of its own.
     pub async fn audit(
         &self,
         repo: &str,
@@ -35,48 +101,18 @@ impl Store {
         pr_number: Option<u64>,
         data: Value,
     ) -> Result<Entry, sqlx::Error> {
-        let mut last_err = None;
-        for _ in 0..8 {
-            let head = sqlx::query_as::<_, (i64, String)>(
-                "SELECT seq, sha256 FROM audit_entries WHERE repo = $1 ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(repo)
-            .fetch_optional(&self.pool)
-            .await?;
-            let (seq, prev) = head.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
-            let mut e = Entry {
-                repo: repo.to_owned(),
-                seq,
-                at_ms: now_ms(),
-                kind: kind.as_str().to_owned(),
-                actor: actor.to_owned(),
-                pr_number: pr_number.map(|n| n as i64),
-                data: data.clone(),
-                prev_sha256: prev,
-                sha256: String::new(),
-            };
-            e.sha256 = e.compute_sha256();
-            let inserted = sqlx::query(&format!(
-                "INSERT INTO audit_entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (repo, seq) DO NOTHING"
-            ))
-            .bind(&e.repo)
-            .bind(e.seq)
-            .bind(e.at_ms)
-            .bind(&e.kind)
-            .bind(&e.actor)
-            .bind(e.pr_number)
-            .bind(e.data.to_string())
-            .bind(&e.prev_sha256)
-            .bind(&e.sha256)
-            .execute(&self.pool)
-            .await;
-            match inserted {
-                Ok(r) if r.rows_affected() == 1 => return Ok(e),
-                Ok(_) => continue,
-                Err(err) => last_err = Some(err),
+        let entry = NewEntry { repo, kind, actor, pr_number, data };
+        for _ in 0..MAX_RACES {
+            let mut tx = self.pool.begin().await?;
+            match append(&mut tx, &entry).await? {
+                Appended::Done(e) => {
+                    tx.commit().await?;
+                    return Ok(e);
+                }
+                Appended::Raced => tx.rollback().await?,
             }
         }
-        Err(last_err.unwrap_or(sqlx::Error::Protocol("audit chain: too many concurrent appends".into())))
+        Err(raced())
     }
 
     /// The repository's entries with `since_ms <= at_ms <= until_ms`, in chain order.
@@ -97,12 +133,21 @@ impl Store {
 mod tests {
     use super::*;
 
+    use crate::store::testing;
+
     #[tokio::test]
     async fn entries_chain_by_the_previous_hash() {
-        for t in crate::store::testing::stores("audit_chain").await {
-            chains(&t.store).await;
-            t.done().await;
-        }
+        let t = testing::sqlite().await;
+        chains(&t.store).await;
+        t.done().await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL at 127.0.0.1:5432"]
+    async fn entries_chain_by_the_previous_hash_on_postgres() {
+        let t = testing::postgres("audit_chain").await;
+        chains(&t.store).await;
+        t.done().await;
     }
 
     async fn chains(s: &Store) {

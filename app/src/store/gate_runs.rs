@@ -1,6 +1,7 @@
 //! `gate_runs`: one evaluation of one bundle at one head of a pull request, from queued to a
 //! conclusion, with its report. A newer head cancels the older head's runs.
 
+use super::audit::{Appended, MAX_RACES, NewEntry, append, raced};
 use super::{Store, new_id, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +155,215 @@ pub struct NewGateRun<'a> {
     pub base_manifest: Option<&'a str>,
     pub kind: RunKind,
     pub state: RunState,
+}
+
+/// Which runs a decision may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Any run not cancelled (a newer head's cancellation always wins).
+    NotCancelled,
+    /// Only a run not yet final (a cancellation).
+    Open,
+    /// Only a completed run (an override, an approval's new conclusion).
+    Completed,
+}
+
+impl Guard {
+    fn sql(self) -> &'static str {
+        match self {
+            Guard::NotCancelled => "state <> 'cancelled'",
+            Guard::Open => "state NOT IN ('completed', 'cancelled')",
+            Guard::Completed => "state = 'completed'",
+        }
+    }
+}
+
+/// A decision about a gate run: its new state and what GitHub must show, with the audit entry
+/// that records it. Both commit together or not at all; GitHub is told afterwards, from the
+/// database ([`Store::claim_publication`]).
+#[derive(Debug, Clone)]
+pub struct Decision<'a> {
+    pub run_id: &'a str,
+    pub guard: Guard,
+    /// `Completed` or `Cancelled`.
+    pub state: RunState,
+    pub conclusion: &'a str,
+    pub title: &'a str,
+    pub summary: &'a str,
+    /// `None` keeps the stored report.
+    pub report: Option<&'a str>,
+    pub annotations: Option<&'a str>,
+    /// `/evalgate override`: who passed the gate, and why.
+    pub override_by: Option<(&'a str, &'a str)>,
+    pub audit: Option<NewEntry<'a>>,
+}
+
+/// A run whose decision GitHub does not show yet, claimed for publishing.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub run: GateRun,
+    pub version: i64,
+    /// The check run created for this run, once there is one.
+    pub check_run_id: Option<u64>,
+    pub annotations: Option<String>,
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Commits `d` and its audit entry in one transaction; `false` when the guard refused it
+    /// (then nothing, the audit entry included, was written).
+    pub async fn decide(&self, d: &Decision<'_>) -> Result<bool, sqlx::Error> {
+        for _ in 0..MAX_RACES {
+            let mut tx = self.pool.begin().await?;
+            // The run's row first: its write lock serialises deciders before the chain is read.
+            let n = sqlx::query(&format!(
+                "UPDATE gate_runs SET state = $1, conclusion = $2, title = $3, summary = $4,
+                     report = COALESCE($5, report), annotations = COALESCE($6, annotations),
+                     override_by = COALESCE($7, override_by), override_reason = COALESCE($8, override_reason),
+                     decision_version = decision_version + 1, publish_after = 0, publish_attempts = 0,
+                     publish_error = NULL, updated_at = $9
+                 WHERE id = $10 AND {}",
+                d.guard.sql()
+            ))
+            .bind(d.state.as_str())
+            .bind(d.conclusion)
+            .bind(d.title)
+            .bind(d.summary)
+            .bind(d.report)
+            .bind(d.annotations)
+            .bind(d.override_by.map(|(by, _)| by))
+            .bind(d.override_by.map(|(_, why)| why))
+            .bind(now_ms())
+            .bind(d.run_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if let Some(entry) = &d.audit {
+                if let Appended::Raced = append(&mut tx, entry).await? {
+                    tx.rollback().await?;
+                    continue;
+                }
+            }
+            tx.commit().await?;
+            return Ok(true);
+        }
+        Err(raced())
+    }
+
+    /// Claims one run whose decision is not yet on GitHub (its retry time reached, no other
+    /// publisher's lease live), for `lease_ms`.
+    pub async fn claim_publication(&self, owner: &str, lease_ms: i64) -> Result<Option<Publication>, sqlx::Error> {
+        let now = now_ms();
+        let candidates = sqlx::query_as::<_, (String, i64)>(
+            "SELECT id, decision_version FROM gate_runs
+             WHERE decision_version > published_version AND publish_after <= $1 AND publish_lease < $1
+             ORDER BY updated_at LIMIT 8",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, version) in candidates {
+            let won = sqlx::query(
+                "UPDATE gate_runs SET publish_owner = $1, publish_lease = $2
+                 WHERE id = $3 AND decision_version = $4 AND publish_lease < $5",
+            )
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(&id)
+            .bind(version)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1;
+            if !won {
+                continue;
+            }
+            let row = sqlx::query_as::<_, (Option<String>, i64, Option<i64>)>(
+                "SELECT annotations, publish_attempts, check_run_id FROM gate_runs WHERE id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&self.pool)
+            .await?;
+            if let Some(run) = self.gate_run(&id).await? {
+                let check_run_id = row.2.map(|c| c as u64);
+                return Ok(Some(Publication { run, version, annotations: row.0, attempts: row.1, check_run_id }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// GitHub shows `version` of the run's decision now; the lease is given up.
+    pub async fn published(&self, id: &str, owner: &str, version: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE gate_runs SET published_version = $1, publish_lease = 0, publish_owner = NULL, publish_error = NULL
+             WHERE id = $2 AND publish_owner = $3 AND published_version < $1",
+        )
+        .bind(version)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Publishing failed: tried again at `retry_at_ms`; the lease is given up.
+    pub async fn publish_failed(
+        &self,
+        id: &str,
+        owner: &str,
+        retry_at_ms: i64,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE gate_runs SET publish_lease = 0, publish_owner = NULL, publish_after = $1,
+                 publish_attempts = publish_attempts + 1, publish_error = $2
+             WHERE id = $3 AND publish_owner = $4",
+        )
+        .bind(retry_at_ms)
+        .bind(error)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start-up: every pending publication is due now, its backoff and any lease of a process
+    /// that died forgotten (a lease of a live replica only costs that replica one idempotent
+    /// write done twice).
+    pub async fn publications_due_now(&self) -> Result<u64, sqlx::Error> {
+        sqlx::query(
+            "UPDATE gate_runs SET publish_after = 0, publish_lease = 0, publish_owner = NULL
+             WHERE decision_version > published_version",
+        )
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    /// Records the check run created for this run.
+    pub async fn set_run_check(&self, id: &str, check_run_id: u64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE gate_runs SET check_run_id = $1 WHERE id = $2")
+            .bind(check_run_id as i64)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The check run created for this run, if one was.
+    pub async fn run_check(&self, id: &str) -> Result<Option<u64>, sqlx::Error> {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT check_run_id FROM gate_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|v| v.flatten().map(|c| c as u64))
+    }
 }
 
 impl Store {
@@ -310,30 +520,5 @@ impl Store {
             .fetch_optional(&self.pool)
             .await
             .map(|s| s.and_then(|s| RunState::parse(&s)))
-    }
-
-    /// Completes a run with its conclusion and report, unless it was cancelled meanwhile.
-    pub async fn complete_run(
-        &self,
-        id: &str,
-        conclusion: &str,
-        title: &str,
-        report: Option<&str>,
-        summary: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let n = sqlx::query(
-            "UPDATE gate_runs SET state = 'completed', conclusion = $1, title = $2, report = $3, summary = $4, updated_at = $5
-             WHERE id = $6 AND state <> 'cancelled'",
-        )
-        .bind(conclusion)
-        .bind(title)
-        .bind(report)
-        .bind(summary)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
     }
 }

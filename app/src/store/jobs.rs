@@ -267,6 +267,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing;
 
     #[test]
     fn backoff_grows_and_is_capped() {
@@ -280,10 +281,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_job_is_claimed_once_until_its_lease_runs_out() {
-        for s in crate::store::testing::stores("jobs_claimed_once").await {
-            claimed_once(&s.store).await;
-            s.done().await;
-        }
+        let s = testing::sqlite().await;
+        claimed_once(&s.store).await;
+        s.done().await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL at 127.0.0.1:5432"]
+    async fn a_job_is_claimed_once_until_its_lease_runs_out_on_postgres() {
+        let s = testing::postgres("jobs_claimed_once").await;
+        claimed_once(&s.store).await;
+        s.done().await;
     }
 
     async fn claimed_once(s: &Store) {
@@ -297,10 +305,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_workers_job_is_claimed_again_after_its_lease() {
-        for s in crate::store::testing::stores("jobs_taken_over").await {
-            taken_over(&s.store).await;
-            s.done().await;
-        }
+        let s = testing::sqlite().await;
+        taken_over(&s.store).await;
+        s.done().await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL at 127.0.0.1:5432"]
+    async fn a_dead_workers_job_is_claimed_again_after_its_lease_on_postgres() {
+        let s = testing::postgres("jobs_taken_over").await;
+        taken_over(&s.store).await;
+        s.done().await;
     }
 
     async fn taken_over(s: &Store) {
@@ -316,10 +331,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_attempt_waits_then_gives_up_after_the_limit() {
-        for s in crate::store::testing::stores("jobs_backoff").await {
-            backs_off(&s.store).await;
-            s.done().await;
-        }
+        let s = testing::sqlite().await;
+        backs_off(&s.store).await;
+        s.done().await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL at 127.0.0.1:5432"]
+    async fn a_failed_attempt_waits_then_gives_up_after_the_limit_on_postgres() {
+        let s = testing::postgres("jobs_backoff").await;
+        backs_off(&s.store).await;
+        s.done().await;
     }
 
     async fn backs_off(s: &Store) {

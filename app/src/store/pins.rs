@@ -141,14 +141,24 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::testing::{self, TestStore};
+
     #[tokio::test]
     async fn a_slot_is_claimed_once_whatever_the_replicas() {
-        for t in crate::store::testing::stores("slots").await {
-            let other = t.store.clone(); // a second replica's handle on the same database
-            let (a, b) = tokio::join!(t.store.claim_slot("pins-weekly", 1_000), other.claim_slot("pins-weekly", 1_000));
-            assert!(a.expect("claim") ^ b.expect("claim"), "exactly one replica claims the slot");
-            assert!(t.store.claim_slot("pins-weekly", 2_000).await.expect("claim"), "the next slot is new");
-            t.done().await;
-        }
+        slot_claimed_once(testing::sqlite().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL at 127.0.0.1:5432"]
+    async fn a_slot_is_claimed_once_whatever_the_replicas_on_postgres() {
+        slot_claimed_once(testing::postgres("slots").await).await;
+    }
+
+    async fn slot_claimed_once(t: TestStore) {
+        let other = t.store.clone(); // a second replica's handle on the same database
+        let (a, b) = tokio::join!(t.store.claim_slot("pins-weekly", 1_000), other.claim_slot("pins-weekly", 1_000));
+        assert!(a.expect("claim") ^ b.expect("claim"), "exactly one replica claims the slot");
+        assert!(t.store.claim_slot("pins-weekly", 2_000).await.expect("claim"), "the next slot is new");
+        t.done().await;
     }
 }

@@ -149,20 +149,30 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::store::testing::{self, TestStore};
+
     #[tokio::test]
     async fn one_worker_claims_the_sticky_comment_until_it_is_posted_or_released() {
-        for t in crate::store::testing::stores("comment_claim").await {
-            let s = &t.store;
-            s.upsert_pr("o/r", 1, 7, "head", "base", false).await.expect("upsert");
-            let other = s.clone(); // a second replica's handle on the same database
-            let (a, b) = tokio::join!(s.claim_comment("o/r", 1), other.claim_comment("o/r", 1));
-            assert!(a.expect("claim") ^ b.expect("claim"), "exactly one claims it");
-            s.release_comment("o/r", 1).await.expect("release");
-            assert!(s.claim_comment("o/r", 1).await.expect("claim"), "a released claim can be taken again");
-            s.set_comment_id("o/r", 1, 99).await.expect("set");
-            assert!(!s.claim_comment("o/r", 1).await.expect("claim"), "a posted comment is not claimed");
-            assert_eq!(s.pr("o/r", 1).await.expect("pr").and_then(|p| p.comment_id), Some(99));
-            t.done().await;
-        }
+        comment_claimed_once(testing::sqlite().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL at 127.0.0.1:5432"]
+    async fn one_worker_claims_the_sticky_comment_until_it_is_posted_or_released_on_postgres() {
+        comment_claimed_once(testing::postgres("comment_claim").await).await;
+    }
+
+    async fn comment_claimed_once(t: TestStore) {
+        let s = &t.store;
+        s.upsert_pr("o/r", 1, 7, "head", "base", false).await.expect("upsert");
+        let other = s.clone(); // a second replica's handle on the same database
+        let (a, b) = tokio::join!(s.claim_comment("o/r", 1), other.claim_comment("o/r", 1));
+        assert!(a.expect("claim") ^ b.expect("claim"), "exactly one claims it");
+        s.release_comment("o/r", 1).await.expect("release");
+        assert!(s.claim_comment("o/r", 1).await.expect("claim"), "a released claim can be taken again");
+        s.set_comment_id("o/r", 1, 99).await.expect("set");
+        assert!(!s.claim_comment("o/r", 1).await.expect("claim"), "a posted comment is not claimed");
+        assert_eq!(s.pr("o/r", 1).await.expect("pr").and_then(|p| p.comment_id), Some(99));
+        t.done().await;
     }
 }

@@ -78,21 +78,6 @@ impl Store {
         .await
     }
 
-    /// Marks a completed run as passed by a reviewer.
-    pub async fn override_run(&self, id: &str, actor: &str, reason: &str, title: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE gate_runs SET conclusion = 'success', title = $1, override_by = $2, override_reason = $3, updated_at = $4 WHERE id = $5",
-        )
-        .bind(title)
-        .bind(actor)
-        .bind(reason)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Records the thresholds of a body edited after the first evaluation; true when they are
     /// new (not already recorded), so each edit is audited once.
     pub async fn set_pending_thresholds(
