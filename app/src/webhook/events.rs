@@ -443,7 +443,7 @@ mod tests {
             get("pull_request.synchronize.payload.json"),
             Event::PullRequest { action: PrAction::Synchronize, .. }
         ));
-        assert!(matches!(get("pull_request.closed.payload.json"), Event::Ignored(_)));
+        assert!(matches!(get("pull_request.closed.payload.json"), Event::PullRequest { action: PrAction::Closed, .. }));
         assert!(matches!(get("ping.payload.json"), Event::Ping));
         match get("check_run.requested_action.payload.json") {
             Event::CheckRun { requested_action: Some(id), pull_requests, .. } => {
