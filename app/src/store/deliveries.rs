@@ -1,8 +1,9 @@
 //! `deliveries`: every verified webhook delivery, keyed by `X-GitHub-Delivery`. Storing it and
 //! queueing its job happen in one transaction, before GitHub gets its answer.
 
-use super::{Store, new_id, now_ms};
+use super::{Store, now_ms};
 use crate::store::jobs::JobKind;
+use serde::Deserialize;
 
 /// What happened to a delivery on intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,7 @@ impl Store {
         queue: bool,
     ) -> Result<Intake, sqlx::Error> {
         let now = now_ms();
+        let ready = if queue { self.lease_clock(now).await? } else { now };
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO deliveries (delivery_id, event, action, received_at, payload) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO NOTHING",
@@ -41,16 +43,9 @@ impl Store {
             return Ok(Intake::Duplicate);
         }
         if queue {
-            let job = serde_json::json!({ "delivery_id": delivery_id }).to_string();
-            sqlx::query(
-                "INSERT INTO jobs (id, kind, payload, state, attempts, run_after, created_at, updated_at) VALUES ($1, $2, $3, 'queued', 0, $4, $4, $4)",
-            )
-            .bind(new_id())
-            .bind(JobKind::Delivery.as_str())
-            .bind(job)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let job = serde_json::json!({ "delivery_id": delivery_id });
+            let key = serial_key(payload);
+            super::jobs::insert(&mut *tx, JobKind::Delivery, &job, key.as_deref(), ready).await?;
         }
         tx.commit().await?;
         Ok(Intake::Stored)
@@ -62,5 +57,65 @@ impl Store {
             .bind(delivery_id)
             .fetch_optional(&self.pool)
             .await
+    }
+}
+
+/// The serialisation key of a delivery's job: the pull request the payload names, as
+/// `owner/name#number`, so two deliveries of one pull request are never handled at once (both
+/// would find its gate run without a check run and post two). `None` when it names none (an
+/// installation event, a fork's check run, whose `pull_requests` GitHub leaves empty). Only
+/// these few fields are read; the rest of the payload is skipped.
+fn serial_key(payload: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        repository: Option<Repository>,
+        pull_request: Option<Numbered>,
+        issue: Option<Numbered>,
+        check_run: Option<Listed>,
+        check_suite: Option<Listed>,
+    }
+    #[derive(Deserialize)]
+    struct Repository {
+        full_name: String,
+    }
+    #[derive(Deserialize)]
+    struct Numbered {
+        number: u64,
+    }
+    #[derive(Deserialize)]
+    struct Listed {
+        #[serde(default)]
+        pull_requests: Vec<Numbered>,
+    }
+    let named: Named = serde_json::from_str(payload).ok()?;
+    let listed = |l: Option<Listed>| l.and_then(|l| l.pull_requests.first().map(|p| p.number));
+    let number = named
+        .pull_request
+        .or(named.issue)
+        .map(|n| n.number)
+        .or_else(|| listed(named.check_run))
+        .or_else(|| listed(named.check_suite))?;
+    Some(format!("{}#{number}", named.repository?.full_name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_key;
+
+    #[test]
+    fn a_deliverys_key_is_the_pull_request_its_payload_names() {
+        let repo = r#""repository": {"full_name": "acme/agents", "id": 1}"#;
+        let pr = format!(r#"{{"action": "opened", "number": 7, "pull_request": {{"number": 7}}, {repo}}}"#);
+        assert_eq!(serial_key(&pr).as_deref(), Some("acme/agents#7"));
+        let comment = format!(r#"{{"action": "created", "issue": {{"number": 8, "pull_request": {{}}}}, {repo}}}"#);
+        assert_eq!(serial_key(&comment).as_deref(), Some("acme/agents#8"));
+        let check = format!(r#"{{"check_run": {{"id": 3, "pull_requests": [{{"number": 9}}]}}, {repo}}}"#);
+        assert_eq!(serial_key(&check).as_deref(), Some("acme/agents#9"));
+        let suite = format!(r#"{{"check_suite": {{"pull_requests": [{{"number": 10}}, {{"number": 11}}]}}, {repo}}}"#);
+        assert_eq!(serial_key(&suite).as_deref(), Some("acme/agents#10"));
+        let fork = format!(r#"{{"check_run": {{"id": 3, "pull_requests": []}}, {repo}}}"#);
+        assert_eq!(serial_key(&fork), None, "a fork's check run names no pull request");
+        assert_eq!(serial_key(r#"{"action": "created", "installation": {"id": 1}}"#), None);
+        assert_eq!(serial_key("not json"), None);
     }
 }
