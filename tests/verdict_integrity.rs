@@ -188,6 +188,17 @@ async fn judge_errors_on_one_side_are_not_diluted_by_the_other() {
     assert_eq!(run.code, 1);
 }
 
+/// Runs git in the repository, as its user would.
+fn git_in(repo: &support::Repo, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(repo.path())
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Runs the scenario once so the database exists and is migrated, then changes it with `sql`.
 async fn break_the_store(repo: &support::Repo, sql: &[&str]) {
     let url = format!("sqlite://{}", db(repo).display());
@@ -252,15 +263,7 @@ async fn a_cost_rise_from_a_free_base_is_an_unbounded_increase_and_fails() {
 async fn a_bundle_new_at_the_base_revision_is_evaluated_on_head_alone() {
     let repo = scenario::repo(&Spec { gate: "{ max_regression_rate: 0.0, min_pass_rate: 0.5 }", ..Spec::new(2) });
     std::fs::remove_dir_all(repo.file(".git")).expect("rm fake .git");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(repo.path())
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let git = |args: &[&str]| git_in(&repo, args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A", "--", ".", ":!agent"]);
     git(&["commit", "-qm", "base without agent/"]);
@@ -287,15 +290,7 @@ async fn a_bundle_new_at_the_base_revision_is_evaluated_on_head_alone() {
 async fn a_renamed_bundle_folder_is_still_compared_with_its_base() {
     let repo = scenario::repo(&Spec::new(2));
     std::fs::remove_dir_all(repo.file(".git")).expect("rm fake .git");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .current_dir(repo.path())
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let git = |args: &[&str]| git_in(&repo, args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A"]);
     git(&["commit", "-qm", "base"]);

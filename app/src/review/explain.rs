@@ -2,9 +2,9 @@
 //! its input, each side's answer, tool calls, checks and judge reasons.
 
 use crate::store::gate_runs::GateRun;
+use evaluators::engine::CaseRun;
 use evaluators::engine::judge::JudgeOutcome;
 use evaluators::engine::runner::Event;
-use evaluators::engine::{CaseRun, Verdict};
 use evaluators::golden::Role;
 use evaluators::report::Report;
 use std::fmt::Write as _;
@@ -24,20 +24,11 @@ fn longest_backtick_run(s: &str) -> usize {
     s.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::JudgeError => "judge_error",
-        Verdict::Error => "error",
-    }
-}
-
 fn side(out: &mut String, run: &CaseRun, which: &str) {
-    let _ = writeln!(out, "#### {which}: {}", verdict_name(run.verdict));
+    let _ = writeln!(out, "#### {which}: {}", run.verdict.as_str());
     for (i, sample) in run.samples.iter().enumerate() {
         if run.samples.len() > 1 {
-            let _ = writeln!(out, "Sample {}: {}", i + 1, verdict_name(sample.verdict));
+            let _ = writeln!(out, "Sample {}: {}", i + 1, sample.verdict.as_str());
         }
         if let Some(err) = &sample.error {
             let _ = writeln!(out, "Could not run: {err}");

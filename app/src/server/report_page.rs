@@ -61,15 +61,6 @@ fn matches(filter: &str, case: &CaseReport) -> bool {
     }
 }
 
-fn verdict_name(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::JudgeError => "judge_error",
-        Verdict::Error => "error",
-    }
-}
-
 fn change_name(c: Change) -> &'static str {
     match c {
         Change::Regression => "regression",
@@ -129,7 +120,7 @@ fn sample_view(s: &SampleRun) -> Value {
         })
         .unwrap_or_default();
     json!({
-        "n": s.sample + 1, "verdict": verdict_name(s.verdict),
+        "n": s.sample + 1, "verdict": s.verdict.as_str(),
         "error": s.error, "tools": tools, "answer": t.map(|t| clip(&t.final_text, 6_000)),
         "checks": checks, "judge": judge, "stats": stats,
     })
@@ -142,7 +133,7 @@ fn case_view(c: &CaseReport) -> Value {
         .filter_map(|(side, run)| Some((side, run?)))
         .map(|(side, run)| {
             let samples: Vec<Value> = run.samples.iter().map(sample_view).collect();
-            json!({ "name": side, "verdict": verdict_name(run.verdict), "flaky": run.flaky,
+            json!({ "name": side, "verdict": run.verdict.as_str(), "flaky": run.flaky,
                 "multi": samples.len() > 1, "samples": samples })
         })
         .collect();

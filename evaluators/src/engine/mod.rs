@@ -43,6 +43,18 @@ pub enum Verdict {
     Error,
 }
 
+impl Verdict {
+    /// As the `--json` report writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::JudgeError => "judge_error",
+            Verdict::Error => "error",
+        }
+    }
+}
+
 /// One judge check's result on one sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JudgeResult {
