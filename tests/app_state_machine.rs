@@ -177,3 +177,63 @@ async fn closing_the_pr_cancels_its_evaluation_and_reopening_evaluates_again() {
     assert_eq!(decisions(&entries, "cancelled"), 1, "{entries:#?}");
     assert_eq!(decisions(&entries, "success"), 1);
 }
+
+#[tokio::test]
+async fn four_deliveries_of_one_pr_at_once_make_one_check_run_per_name_and_one_evaluation() {
+    let h = harness().await;
+    let one_evaluation = {
+        // What a single evaluation of this PR costs, measured on a server of its own.
+        let solo = harness().await;
+        solo.pr_opened(1).await;
+        completes_once_with_one_decision(&solo).await;
+        solo.provider.call_count()
+    };
+    let events = ["opened", "edited", "synchronize", "reopened"];
+    let sends = events.iter().map(|action| {
+        let payload = h.github.pull_request_event(REPO, 1, action);
+        let h = &h;
+        async move { h.deliver("pull_request", &payload).await }
+    });
+    for status in futures_util::future::join_all(sends).await {
+        assert_eq!(status, 202);
+    }
+    completes_once_with_one_decision(&h).await;
+    for name in ["evalgate", PRE_REGISTRATION_CHECK] {
+        assert_eq!(h.checks(HEAD, name).len(), 1, "one {name} check run");
+    }
+    // Let every delivery finish, then count: the evaluation ran once.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(h.provider.call_count(), one_evaluation, "four deliveries, one evaluation");
+    assert_eq!(decisions(&audit_entries(&h).await, "success"), 1);
+}
+
+const PRE_REGISTRATION_CHECK: &str = "evalgate/pre-registration";
+
+#[tokio::test]
+async fn the_pre_registration_entry_names_who_wrote_it_into_the_body() {
+    let script = Script::new().head(3, Plan::Fail).base(4, Plan::Fail);
+    let h = Harness::start_with(Arc::new(script), &[("EVALGATE_ADMIN_TOKEN", TOKEN)]).await;
+    let commits = Commits::of(&Spec { gate: "{ max_regression_rate: 0.5 }", ..Spec::new(4) });
+    h.commit(BASE, &commits.base);
+    h.commit(HEAD, &commits.head);
+    h.open_pr(1, BASE, HEAD, None, false);
+    h.pr_opened(1).await;
+    let missing = h.completed(HEAD, PRE_REGISTRATION_CHECK).await;
+    assert_eq!(missing.conclusion.as_deref(), Some("failure"));
+    // A maintainer, not the author, fills the body in.
+    h.github.edit_body(REPO, 1, Some(PRE_REGISTRATION));
+    let mut edited = h.github.pull_request_event(REPO, 1, "edited");
+    edited["sender"]["login"] = "morgan".into();
+    assert_eq!(h.deliver("pull_request", &edited).await, 202);
+    let gate = h
+        .until("the gate decides", |_| {
+            h.checks(HEAD, DEMO).pop().filter(|c| c.conclusion.as_deref() == Some("success"))
+        })
+        .await;
+    assert_eq!(gate.title, "gate passed: 1 regression, 1 fix");
+    let entries = audit_entries(&h).await;
+    assert_eq!(decisions(&entries, "success"), 1);
+    let prereg: Vec<_> = entries.iter().filter(|e| e["kind"] == "pre_registration").collect();
+    assert_eq!(prereg.len(), 1, "{entries:#?}");
+    assert_eq!(prereg[0]["actor"], "morgan");
+}

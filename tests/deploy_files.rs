@@ -34,11 +34,20 @@ fn the_kubernetes_example_probes_health_and_readiness_on_several_replicas() {
 #[test]
 fn the_app_manifest_asks_for_the_permissions_and_events_used() {
     let m = read("app.yml");
-    for p in ["checks: write", "pull_requests: write", "issues: write", "metadata: read", "contents: write"] {
+    for p in [
+        "checks: write",
+        "pull_requests: write",
+        "issues: write",
+        "metadata: read",
+        "contents: write",
+        "merge_queues: read",
+    ] {
         assert!(m.contains(p), "{p}");
     }
-    for e in ["- pull_request", "- issue_comment", "- check_suite", "- check_run", "- installation"] {
+    // `installation` events reach every App; GitHub refuses a manifest that lists them.
+    for e in ["- pull_request", "- issue_comment", "- check_suite", "- check_run", "- merge_group"] {
         assert!(m.contains(e), "{e}");
     }
+    assert!(!m.contains("- installation"), "GitHub refuses installation events in a manifest");
     assert!(m.contains("/webhooks/github"));
 }

@@ -189,3 +189,55 @@ async fn a_killed_replicas_evaluation_is_finished_by_the_other() {
     drop(b);
     drop_database(&url).await;
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run by .ci/run with --ignored"]
+async fn a_replica_killed_while_publishing_a_decision_leaves_it_to_the_other() {
+    let url = database("publish_takeover").await;
+    let mut h = Harness::start_slow(Arc::new(Script::new()), Duration::from_millis(200)).await;
+    h.server.kill().await;
+    let mut a = h.spawn_replica_with(&[("EVALGATE_DATABASE_URL", &url)]).await;
+    let commits = Commits::of(&Spec::new(4));
+    h.commit(BASE, &commits.base);
+    h.commit(&head(1), &commits.head);
+    h.open_pr(1, BASE, &head(1), Some(PRE_REGISTRATION), false);
+    let payload = h.github.pull_request_event(REPO, 1, "opened");
+    assert_eq!(h.deliver_to(&a.url, "publish-1", "pull_request", &payload).await, 202);
+    h.until("the evaluation runs", |_| h.checks(&head(1), DEMO).pop().filter(|c| c.status == "in_progress")).await;
+    // From now on GitHub refuses every check-run update: replica `a` decides, then keeps
+    // failing to publish.
+    h.github.fail("PATCH /repos/*/*/check-runs/*", 100_000, fake_github::Failure::Status(502));
+    let pending = "SELECT COUNT(*) FROM gate_runs WHERE state = 'completed' AND decision_version > published_version AND publish_attempts > 0";
+    let mut decided = false;
+    for _ in 0..900 {
+        if count(&url, pending).await == 1 {
+            decided = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(decided, "the decision is committed and its publishing failed at least once\n{}", h.logs());
+    a.kill().await;
+    h.github.clear_failures();
+    let b = h.spawn_replica_with(&[("EVALGATE_DATABASE_URL", &url)]).await;
+    let gate = h.completed(&head(1), DEMO).await;
+    assert_eq!(gate.conclusion.as_deref(), Some("success"), "{}\n{}", gate.summary, h.logs());
+    assert_eq!(h.checks(&head(1), DEMO).len(), 1, "the same check run, published by the survivor");
+    assert_eq!(
+        count(&url, "SELECT COUNT(*) FROM audit_entries WHERE kind = 'gate_decision'").await,
+        1,
+        "one decision, one entry"
+    );
+    let unpublished = "SELECT COUNT(*) FROM gate_runs WHERE decision_version > published_version";
+    let mut caught_up = false;
+    for _ in 0..100 {
+        if count(&url, unpublished).await == 0 {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(caught_up, "the survivor recorded the publication");
+    drop(b);
+    drop_database(&url).await;
+}

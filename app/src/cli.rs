@@ -14,6 +14,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the GitHub App (webhooks, workers, scheduler, report pages).
     Serve,
+    /// Register the GitHub App from its manifest in a browser (GitHub's manifest flow) and write
+    /// its credentials (evalgate.toml and the private key) in the current folder.
+    Setup {
+        /// Register the App under this organization instead of your user.
+        #[arg(long, value_name = "ORG")]
+        org: Option<String>,
+    },
     /// Static checks of every bundle and golden set under PATH; exit 1 on any error.
     Check {
         /// Where to look (default: the current folder).
@@ -82,6 +89,35 @@ pub struct EvalArgs {
 pub enum GoldenCommand {
     /// Recompute the golden-set pin and write it into bundle.yaml, leaving every other byte.
     Pin { bundle_dir: PathBuf },
+    /// Turn recorded production conversations (an event log or OTLP/JSON GenAI traces) into
+    /// golden cases, one per conversation.
+    Import(GoldenImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GoldenImportArgs {
+    /// Event logs or OTLP/JSON trace files, one event (or one export) a line; `-` reads
+    /// standard input.
+    #[arg(value_name = "EVENTS", required = true)]
+    pub events: Vec<PathBuf>,
+    /// The golden set folder to write into (created when missing); other cases in it are kept.
+    #[arg(long, value_name = "GOLDEN_DIR")]
+    pub out: PathBuf,
+    /// Check the recorded arguments against this bundle's tool schemas, and rewrite its
+    /// golden-set pin afterwards (`--out` must be its golden set).
+    #[arg(long, value_name = "BUNDLE_DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Import only this conversation (repeatable).
+    #[arg(long = "conversation", value_name = "ID")]
+    pub conversations: Vec<String>,
+    /// The judge's rubric for the imported cases: what the right behaviour is (default: agree
+    /// with the answer recorded in production).
+    #[arg(long, value_name = "TEXT")]
+    pub rubric: Option<String>,
+    /// Replace e-mail addresses, phone numbers, card numbers, IBANs and secrets with
+    /// placeholders before anything is written.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -17,7 +17,9 @@ mod render;
 mod review;
 mod server;
 mod settings;
+mod setup;
 mod store;
+mod task;
 mod webhook;
 mod worker;
 

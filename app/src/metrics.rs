@@ -48,6 +48,18 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// The events counted under their own name in `evalgate_webhooks_total`.
+const KNOWN_EVENTS: &[&str] = &[
+    "ping",
+    "pull_request",
+    "check_run",
+    "check_suite",
+    "issue_comment",
+    "installation",
+    "installation_repositories",
+    "merge_group",
+];
+
 impl Metrics {
     pub fn inc(&self, c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
@@ -57,8 +69,11 @@ impl Metrics {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// `evalgate_webhooks_total{event, outcome}`.
+    /// `evalgate_webhooks_total{event, outcome}`. The event label is one of the events GitHub
+    /// documents that evalgate subscribes to, else `other`: the header is whatever a sender
+    /// wrote (signed or not), and an unbounded label set would grow `/metrics` without end.
     pub fn webhook(&self, event: &str, outcome: &str) {
+        let event = if KNOWN_EVENTS.contains(&event) { event } else { "other" };
         let labels = format!("event=\"{}\",outcome=\"{}\"", escape(event), escape(outcome));
         *self
             .labelled
@@ -192,12 +207,23 @@ mod tests {
             Some(4_990),
         );
         assert!(text.contains("evalgate_webhooks_total{event=\"pull_request\",outcome=\"queued\"} 2\n"), "{text}");
-        assert!(text.contains("evalgate_webhooks_total{event=\"star\",outcome=\"ignored\"} 1\n"));
+        assert!(text.contains("evalgate_webhooks_total{event=\"other\",outcome=\"ignored\"} 1\n"), "{text}");
         assert!(text.contains("evalgate_gate_outcomes_total{conclusion=\"failure\"} 1\n"));
         assert!(text.contains("evalgate_provider_latency_ms_bucket{le=\"100\"} 1\n"));
         assert!(text.contains("evalgate_provider_latency_ms_bucket{le=\"5000\"} 2\n"));
         assert!(text.contains("evalgate_provider_latency_ms_count 2\n"));
         assert!(text.contains("evalgate_jobs_pending 1\n") && text.contains("evalgate_jobs{state=\"done\"} 3\n"));
         assert!(text.contains("evalgate_github_ratelimit_remaining 4990\n"));
+    }
+
+    #[test]
+    fn any_number_of_made_up_event_names_is_one_label() {
+        let m = Metrics::default();
+        for i in 0..1_000 {
+            m.webhook(&format!("made-up-{i}"), "bad_signature");
+        }
+        let text = m.render(None, None);
+        assert_eq!(text.matches("evalgate_webhooks_total{").count(), 1, "{text}");
+        assert!(text.contains("evalgate_webhooks_total{event=\"other\",outcome=\"bad_signature\"} 1000\n"));
     }
 }

@@ -8,6 +8,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://evalgate.db";
 pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Days stored deliveries and finished jobs are kept.
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 /// More calls in flight than this is a typo, not a plan.
 pub const MAX_CONCURRENCY: usize = 1024;
 
@@ -35,6 +37,9 @@ const KNOWN: &[&str] = &[
     "EVALGATE_CONCURRENCY",
     "EVALGATE_LOG_FORMAT",
     "EVALGATE_RPM",
+    "EVALGATE_GITHUB_URL",
+    "EVALGATE_LINK_SECRET",
+    "EVALGATE_RETENTION_DAYS",
     "EVALGATE_WORKERS",
     "EVALGATE_JOB_LEASE_SECS",
 ];
@@ -54,7 +59,7 @@ pub fn load_file() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_file(text: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+pub(crate) fn parse_file(text: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
     let table: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("{SETTINGS_FILE}: {e}"))?;
     let mut out = std::collections::BTreeMap::new();
     for (key, value) in table {
@@ -140,6 +145,8 @@ pub fn log_json() -> anyhow::Result<bool> {
 pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:3000";
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+/// The web host of GitHub's manifest flow (`evalgate setup`); GitHub Enterprise's otherwise.
+pub const DEFAULT_GITHUB_URL: &str = "https://github.com";
 /// Jobs worked on at once by one server.
 pub const DEFAULT_WORKERS: usize = 4;
 /// How long a claimed job stays a worker's without a heartbeat.
@@ -156,6 +163,11 @@ pub struct ServeSettings {
     pub webhook_secrets: Vec<Secret>,
     /// `EVALGATE_ADMIN_TOKEN`: optional, since only the admin API (evidence export) needs it.
     pub admin_token: Option<Secret>,
+    /// `EVALGATE_LINK_SECRET`: signs report links; unset, the webhook secrets do.
+    pub link_secret: Option<Secret>,
+    /// `EVALGATE_RETENTION_DAYS`: how long stored deliveries and finished jobs are kept
+    /// (default 30; the audit log is never deleted).
+    pub retention_days: u64,
     pub database_url: String,
     pub workers: usize,
     pub job_lease_ms: i64,
@@ -196,6 +208,10 @@ impl ServeSettings {
         if webhook_secrets.is_empty() {
             bail!("EVALGATE_WEBHOOK_SECRET is empty: set it to the App's webhook secret");
         }
+        let retention_days: u64 = number("EVALGATE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)?;
+        if retention_days == 0 {
+            bail!("EVALGATE_RETENTION_DAYS must be at least 1 (deliveries are kept that many days)");
+        }
         let workers = number("EVALGATE_WORKERS", DEFAULT_WORKERS)?;
         if !(1..=256).contains(&workers) {
             bail!("EVALGATE_WORKERS must be between 1 and 256, found {workers}");
@@ -219,10 +235,43 @@ impl ServeSettings {
             private_key,
             webhook_secrets,
             admin_token: var("EVALGATE_ADMIN_TOKEN").map(Secret::new),
+            link_secret: var("EVALGATE_LINK_SECRET").filter(|s| !s.trim().is_empty()).map(Secret::new),
+            retention_days,
             database_url: database_url(),
             workers,
             job_lease_ms: (lease * 1000) as i64,
             pin_schedule,
+        })
+    }
+}
+
+/// What `evalgate setup` needs: where to serve its page, the address GitHub sends the browser
+/// back to and registers the webhook under, and GitHub's web and API hosts.
+pub struct SetupSettings {
+    pub bind: String,
+    pub public_url: String,
+    pub github_url: String,
+    pub github_api_url: String,
+}
+
+impl SetupSettings {
+    pub fn from_env() -> anyhow::Result<SetupSettings> {
+        let url = |name: &str, default: &str| -> anyhow::Result<String> {
+            let v = var(name).unwrap_or_else(|| default.to_owned());
+            let v = v.trim().trim_end_matches('/').to_owned();
+            let host = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://")).unwrap_or_default();
+            if host.is_empty()
+                || v.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '<' | '>' | '?' | '#'))
+            {
+                bail!("{name} must be an http:// or https:// address without query, found `{v}`");
+            }
+            Ok(v)
+        };
+        Ok(SetupSettings {
+            bind: var("EVALGATE_BIND").unwrap_or_else(|| DEFAULT_BIND.to_owned()),
+            public_url: url("EVALGATE_PUBLIC_URL", DEFAULT_PUBLIC_URL)?,
+            github_url: url("EVALGATE_GITHUB_URL", DEFAULT_GITHUB_URL)?,
+            github_api_url: url("EVALGATE_GITHUB_API_URL", DEFAULT_GITHUB_API_URL)?,
         })
     }
 }

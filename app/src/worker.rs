@@ -72,13 +72,7 @@ impl Workers {
 
 /// A task aborted when its handle is dropped: what a task started for another's sake must not
 /// outlive it.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+use crate::task::AbortOnDrop;
 
 /// Keeps one worker running: its task is started again whenever it ends (a panic outside a job,
 /// a bug) until `stop` is set. Aborting the supervisor aborts its worker.

@@ -47,13 +47,14 @@ fn by_id(set: &GoldenSet) -> BTreeMap<&CaseId, &Case> {
 /// Whether two cases are the same test: everything but the line they sit on, which moves when
 /// a case above is added or removed. Destructured so a new field of [`Case`] cannot be missed.
 fn same_case(a: &Case, b: &Case) -> bool {
-    let Case { id, line: _, messages, tool_results, checks, label, tags } = a;
+    let Case { id, line: _, messages, tool_results, checks, label, tags, source } = a;
     *id == b.id
         && *messages == b.messages
         && *tool_results == b.tool_results
         && *checks == b.checks
         && *label == b.label
         && *tags == b.tags
+        && *source == b.source
 }
 
 /// One gate key whose value differs; `None` where the side does not set it.
@@ -125,6 +126,7 @@ mod tests {
             checks: vec![Check::Contains { value: contains.into() }],
             label: None,
             tags: Vec::new(),
+            source: None,
         }
     }
 
@@ -169,6 +171,28 @@ mod tests {
     fn a_changed_tag_counts_as_changed() {
         let tagged = Case { tags: vec!["critical".into()], ..case("a", "x") };
         assert_eq!(diff_cases(&set(vec![case("a", "x")]), &set(vec![tagged])).changed, ids(&["a"]));
+    }
+
+    #[test]
+    fn a_changed_fixture_of_the_list_form_or_source_counts_as_changed() {
+        use crate::golden::{CallStatus, Fixture, FixtureEntry};
+        use crate::ids::ToolName;
+        let listed = |result: i64, status| {
+            let mut c = case("a", "x");
+            let args = serde_json::json!({"order_id": "A1"}).as_object().unwrap().clone();
+            let entry = FixtureEntry { args, result: result.into(), status };
+            c.tool_results.insert(ToolName::parse("lookup").unwrap(), Fixture::ByArgs(vec![entry]));
+            c
+        };
+        let base = set(vec![listed(1, CallStatus::Ok)]);
+        assert!(diff_cases(&base, &set(vec![listed(1, CallStatus::Ok)])).is_empty());
+        assert_eq!(diff_cases(&base, &set(vec![listed(2, CallStatus::Ok)])).changed, ids(&["a"]));
+        assert_eq!(diff_cases(&base, &set(vec![listed(1, CallStatus::Error)])).changed, ids(&["a"]));
+        let sourced = Case {
+            source: serde_json::json!({"conversation": "c-1"}).as_object().cloned(),
+            ..listed(1, CallStatus::Ok)
+        };
+        assert_eq!(diff_cases(&base, &set(vec![sourced])).changed, ids(&["a"]));
     }
 
     #[test]

@@ -181,7 +181,7 @@ fn case_changes(base: &GoldenSet, head: &GoldenSet) -> Vec<Change> {
     for id in &diff.changed {
         let (Some(o), Some(n)) = (find(base, id), find(head, id)) else { continue };
         let (oj, nj) = (case_json(&o), case_json(&n));
-        for field in ["input", "tool_results", "checks", "label", "tags"] {
+        for field in ["input", "tool_results", "checks", "label", "tags", "source"] {
             if oj[field] != nj[field] {
                 out.push(change(
                     format!("case {id} {field}"),
@@ -199,10 +199,11 @@ pub fn case_json(c: &Case) -> Value {
     json!({
         "id": c.id.to_string(),
         "input": { "messages": c.messages },
-        "tool_results": c.tool_results.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect::<serde_json::Map<_, _>>(),
+        "tool_results": c.tool_results.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_json())).collect::<serde_json::Map<_, _>>(),
         "checks": c.checks.iter().map(|c| c.to_json()).collect::<Vec<_>>(),
         "label": c.label,
         "tags": c.tags,
+        "source": c.source,
     })
 }
 

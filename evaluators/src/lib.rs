@@ -14,6 +14,7 @@ pub mod engine;
 pub mod gate;
 pub mod golden;
 pub mod golden_diff;
+pub mod golden_import;
 pub mod ids;
 pub mod instrument;
 pub mod limits;

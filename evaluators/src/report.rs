@@ -761,6 +761,7 @@ mod tests {
                 checks: Vec::new(),
                 label: None,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
+                source: None,
             })
             .collect();
         GoldenSet {

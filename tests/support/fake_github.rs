@@ -21,6 +21,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
+#[path = "fake_github_manifest.rs"]
+mod manifest;
+
 /// Largest request body GitHub's fake accepts; larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Login of the App's bot user (comments made through the API are authored by it).
@@ -121,6 +124,8 @@ pub struct Request {
     /// The request carried valid credentials for what it asked (a valid App JWT on `/app/...`, a
     /// live installation token on `/repos/...`).
     pub authorized: bool,
+    /// The body as sent, as text (empty when there was none or it was over the limit).
+    pub body: String,
 }
 
 /// A commit as the fake stores it (see [`FakeGitHub::commit_info`]).
@@ -300,6 +305,7 @@ struct State {
     rate_used: HashMap<Option<u64>, u64>,
     rate_reset: u64,
     next_id: u64,
+    manifest: manifest::Flows,
 }
 
 impl State {
@@ -370,6 +376,7 @@ impl FakeGitHub {
             rate_used: HashMap::new(),
             rate_reset: now_secs() + 3600,
             next_id: 1000,
+            manifest: Default::default(),
         };
         let shared = Arc::new(Shared { state: Mutex::new(state), notify: Notify::new(), key });
         let router = axum::Router::new().fallback(handle).with_state(shared.clone());
@@ -746,6 +753,32 @@ impl FakeGitHub {
         v
     }
 
+    /// A `merge_group` payload (`checks_requested` or `destroyed`) for a group whose head
+    /// commit `head_sha` is queued onto `base_sha` of `base_ref`, as GitHub sends it.
+    pub fn merge_group_event(&self, repo: &str, action: &str, head_sha: &str, base_sha: &str, pr: u64) -> Value {
+        let s = self.shared.lock();
+        let r = s.repo(repo).unwrap_or_else(|| panic!("fake_github: unknown repo {repo}"));
+        let mut v = json!({
+            "action": action,
+            "merge_group": {
+                "head_sha": head_sha,
+                "head_ref": format!("refs/heads/gh-readonly-queue/main/pr-{pr}-{base_sha}"),
+                "base_sha": base_sha,
+                "base_ref": "refs/heads/main",
+                "head_commit": { "id": head_sha, "tree_id": head_sha, "message": format!("Merge pull request #{pr}"),
+                    "timestamp": "2026-12-02T00:00:00Z", "author": { "name": "octocat", "email": "octocat@github.com" },
+                    "committer": { "name": "GitHub", "email": "noreply@github.com" } },
+            },
+            "repository": repo_json(&s.base_url, r),
+            "installation": installation_json(r.installation_id),
+            "sender": user_json("octocat"),
+        });
+        if action == "destroyed" {
+            v["reason"] = json!("dequeued");
+        }
+        v
+    }
+
     /// A `check_suite` payload for `head_sha`. `pull_requests` is empty for fork PRs.
     pub fn check_suite_event(&self, repo: &str, head_sha: &str, action: &str, sender: &str) -> Value {
         let mut s = self.shared.lock();
@@ -1005,6 +1038,7 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: axum::extract::R
         Ok(b) => Some(b.to_vec()),
         Err(_) => None,
     };
+    let recorded = body.as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
 
     // Injected failures come first: the real handler does not run for them.
     let injected = {
@@ -1042,7 +1076,13 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: axum::extract::R
             *counter
         };
         let reset = s.rate_reset;
-        s.requests.push(Request { method, path: path_and_query, status: reply.status, authorized: reply.authorized });
+        s.requests.push(Request {
+            method,
+            path: path_and_query,
+            status: reply.status,
+            authorized: reply.authorized,
+            body: recorded,
+        });
         build_response(reply, used, reset)
     };
     shared.notify.notify_waiters();
@@ -1197,7 +1237,7 @@ fn dispatch(shared: &Shared, s: &mut State, ctx: &Ctx) -> Reply {
             Err(msg) => Reply::error(401, msg, DOCS),
         },
         (_, ["repos", owner, name, rest @ ..]) => repo_route(shared, s, ctx, &format!("{owner}/{name}"), rest),
-        _ => Reply::not_found(),
+        _ => manifest::route(s, ctx, &segs).unwrap_or_else(Reply::not_found),
     }
 }
 
@@ -1351,6 +1391,14 @@ fn repo_route(shared: &Shared, s: &mut State, ctx: &Ctx, full_name: &str, rest: 
             Some(idx) => {
                 let all = s.repo(full_name).map(|r| r.check_runs[idx].annotations.clone()).unwrap_or_default();
                 paginated(s, ctx, all, 30, 100)
+            }
+            None => Reply::not_found(),
+        },
+        ("GET", ["commits", sha, "pulls"]) => match s.repo(full_name) {
+            // The pull requests that contain the commit: here, those whose head it is.
+            Some(r) => {
+                let items = r.prs.values().filter(|p| p.spec.head_sha == *sha).map(|p| pr_json(s, r, p)).collect();
+                paginated(s, ctx, items, 30, 100)
             }
             None => Reply::not_found(),
         },
@@ -2893,6 +2941,10 @@ fn list_check_runs(s: &State, ctx: &Ctx, full_name: &str, reference: &str) -> Re
     }
     if let Some(status) = ctx.query("status") {
         runs.retain(|c| c.status == status);
+    }
+    // Every check run here is the one App's.
+    if ctx.query("app_id").is_some_and(|a| a != s.app_id.to_string()) {
+        runs.clear();
     }
     if ctx.query("filter") != Some("all") {
         // "latest": the most recent run of each name.

@@ -39,7 +39,8 @@ async fn serve(settings: ServeSettings) -> anyhow::Result<()> {
     let models = ModelClient::live(settings::endpoints(), RetryPolicy::default(), limits, None)
         .context("setting up the model providers")?;
     let secrets = settings.webhook_secrets.iter().map(|s| s.expose().as_bytes().to_vec()).collect::<Vec<_>>();
-    let links = LinkSigner::from_secret(&secrets[0]);
+    let hooks: Vec<&[u8]> = secrets.iter().map(Vec::as_slice).collect();
+    let links = LinkSigner::from_settings(settings.link_secret.as_ref().map(|s| s.expose().as_bytes()), &hooks);
     let ctx = Ctx::new(
         store,
         github,

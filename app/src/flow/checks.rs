@@ -3,7 +3,6 @@
 
 use super::{Ctx, JobError};
 use crate::github::Installation;
-use crate::render::{MAX_CHECK_TEXT, fit};
 use evaluators::diagnostic::Diagnostic;
 use serde_json::{Value, json};
 
@@ -18,19 +17,24 @@ pub fn bundle_check(bundle: &str) -> String {
     format!("evalgate/{bundle}")
 }
 
-/// Check-run titles are one line; GitHub shows little more than this.
-fn title_line(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default();
-    if line.chars().count() > 250 {
-        format!("{}…", line.chars().take(249).collect::<String>())
-    } else {
-        line.to_owned()
-    }
-}
+use crate::github::check::CheckBody;
+pub use crate::github::check::output;
 
-/// A check run's `output`, within GitHub's limits.
-pub fn output(title: &str, summary: &str, link: Option<&str>) -> Value {
-    json!({ "title": title_line(title), "summary": fit(summary, MAX_CHECK_TEXT, link) })
+/// Keeps what check `name` on `head_sha` must show; the publisher creates or updates the check
+/// run from it (once, retried until GitHub matches), so a GitHub failure only delays it.
+pub async fn keep(
+    ctx: &Ctx,
+    installation: u64,
+    repo: &str,
+    head_sha: &str,
+    name: &str,
+    body: &CheckBody,
+) -> Result<(), JobError> {
+    let json = serde_json::to_string(body).map_err(|e| JobError::Fatal(format!("check body: {e}")))?;
+    if ctx.store.set_check_state(repo, head_sha, name, installation, &json).await? {
+        ctx.publish_wake.notify_one();
+    }
+    Ok(())
 }
 
 /// The id of the check run `name` on `head_sha`, creating it (queued) the first time.
@@ -63,21 +67,6 @@ pub async fn create(
     ctx.metrics.inc(&ctx.metrics.check_runs_created);
     ctx.store.remember_check_run(repo, head_sha, name, id).await?;
     Ok(id)
-}
-
-/// The check run `name` on `head_sha`: from the store, or — when another job created it a
-/// moment ago and has not stored its id yet — from GitHub.
-pub async fn find(
-    ctx: &Ctx,
-    gh: &Installation,
-    repo: &str,
-    head_sha: &str,
-    name: &str,
-) -> Result<Option<u64>, JobError> {
-    if let Some(id) = ctx.store.check_run_id(repo, head_sha, name).await? {
-        return Ok(Some(id));
-    }
-    Ok(gh.find_check_run(repo, head_sha, name, None).await?)
 }
 
 pub async fn update(gh: &Installation, repo: &str, id: u64, body: &Value) -> Result<(), JobError> {

@@ -121,11 +121,9 @@ const CLAIM_WAITS: usize = 40;
 
 /// Edits evalgate's existing comment (found by its marker) or posts a new one.
 async fn post(gh: &Installation, repo: &str, number: u64, body: &str) -> Result<u64, JobError> {
-    let existing = gh
-        .comments(repo, number)
-        .await?
-        .into_iter()
-        .find(|c| c.user.kind == "Bot" && c.body.as_deref().is_some_and(|b| b.starts_with(MARKER)));
+    let existing = gh.comments(repo, number).await?.into_iter().find(|c| {
+        c.user.as_ref().is_some_and(|u| u.kind == "Bot") && c.body.as_deref().is_some_and(|b| b.starts_with(MARKER))
+    });
     Ok(match existing {
         Some(c) => {
             gh.update_comment(repo, c.id, body).await?;

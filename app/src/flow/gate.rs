@@ -10,6 +10,7 @@ use crate::github::tree::CommitTree;
 use crate::github::{GitHubError, Installation};
 use crate::store::audit::NewEntry;
 use crate::store::gate_runs::{Decision, Guard, RunKind, RunState};
+use crate::store::merge_groups::MERGE_GROUP;
 use evaluators::config;
 use evaluators::diagnostic::{Diagnostic, Diagnostics};
 use evaluators::gate::{Source, Thresholds};
@@ -66,10 +67,13 @@ pub async fn run(ctx: &Arc<Ctx>, id: &str) -> Result<(), JobError> {
 
 async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> Result<(), JobError> {
     let repo = run.repo.as_str();
-    let Some(pr) = ctx.store.pr(repo, run.pr_number).await? else {
-        return Err(fatal(format!("pull request {repo}#{} is not stored", run.pr_number)));
+    let installation = super::installation_of(ctx, &run).await?;
+    // A merge group is measured without a pre-registration: the base's thresholds alone.
+    let frozen = match run.pr_number {
+        MERGE_GROUP => None,
+        n => ctx.store.pr(repo, n).await?.and_then(|p| p.thresholds),
     };
-    let gh = ctx.github.installation(pr.installation_id as u64)?;
+    let gh = ctx.github.installation(installation)?;
     let name = bundle_check(&run.bundle);
     let details = ctx.details_url(&run.id);
     let first = json!({ "status": "queued", "external_id": run.id, "details_url": details,
@@ -111,7 +115,7 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
     let pair = Pair { base: base.as_ref(), head: &head };
     let (cfg, _) = super::touched::config_of(&gh, &base_tree).await?;
     let mut thresholds = Thresholds::from_base(&pair.instrument().bundle.eval.gate);
-    if let Some(frozen) = &pr.thresholds {
+    if let Some(frozen) = &frozen {
         for (k, v) in super::pr::parse_thresholds(frozen) {
             thresholds.tighten(k, v, Source::PreRegistration);
         }
@@ -123,10 +127,11 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
 
     let total = evaluate::total_runs(pair);
     let done = Arc::new(AtomicU64::new(0));
+    // Aborted when this job ends in any way, a lost lease (the job's future dropped) included.
     let ticker = {
         let (gh, done, repo) = (gh.clone(), done.clone(), repo.to_owned());
         let details = details.clone();
-        tokio::spawn(async move {
+        crate::task::AbortOnDrop(tokio::spawn(async move {
             let mut shown = u64::MAX;
             loop {
                 tokio::time::sleep(PROGRESS_EVERY).await;
@@ -141,7 +146,7 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
                     }
                 }
             }
-        })
+        }))
     };
     let setup =
         Setup { client: ctx.models.clone(), cache: Arc::new(ctx.store.clone()), prices, concurrency: ctx.concurrency };
@@ -161,7 +166,7 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
         out = evaluation => Some(out),
         () = cancelled => None,
     };
-    ticker.abort();
+    drop(ticker);
     let Some((report, engine)) = outcome else {
         tracing::info!("evaluation cancelled by a newer push");
         return Ok(());
@@ -169,8 +174,23 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
     record_metrics(ctx, &report, engine.counts());
     let mut conclusion = conclusion_of(&report);
     let mut title = report.title();
-    // A new bundle waits for a reviewer's approval; then its own gate on head alone decides.
-    if run.kind == RunKind::Added {
+    // In a merge group, a person's decision on the pull request with this very content holds.
+    if run.pr_number == MERGE_GROUP {
+        let carried = super::merge_group::carried(ctx, &run, Some(&report)).await?;
+        match (run.kind, carried) {
+            (RunKind::Added, Some((who, number))) => title = format!("approved by @{who} on #{number}: {title}"),
+            (RunKind::Added, None) => {
+                conclusion = "action_required";
+                title = format!("new bundle not approved on its pull request ({title})");
+            }
+            (_, Some((who, number))) if conclusion != "success" => {
+                conclusion = "success";
+                title = format!("gate overridden by @{who} on #{number}: {title}");
+            }
+            _ => {}
+        }
+    } else if run.kind == RunKind::Added {
+        // A new bundle waits for a reviewer's approval; then its own gate on head alone decides.
         match super::pr::approval_at(ctx, repo, run.pr_number, &run.head_sha).await? {
             Some(actor) => title = format!("approved by @{actor}: {title}"),
             None => {
@@ -251,8 +271,7 @@ async fn decide(
 ) -> Result<(), JobError> {
     let details = ctx.details_url(&run.id);
     let data = decision_data(run, conclusion, title, report, &details)?;
-    let audit =
-        NewEntry { repo: &run.repo, kind: Kind::GateDecision, actor: "evalgate", pr_number: Some(run.pr_number), data };
+    let audit = NewEntry { repo: &run.repo, kind: Kind::GateDecision, actor: "evalgate", pr_number: run.pr(), data };
     let d = Decision {
         run_id: &run.id,
         guard: Guard::NotCancelled,

@@ -3,9 +3,11 @@
 //! evaluates one bundle at one head and completes its check. Both are safe to run again after
 //! a crash: check runs are found by their stored ids, results come from the result cache.
 
+pub mod aggregate;
 pub mod checks;
 pub mod comment;
 pub mod gate;
+pub mod merge_group;
 pub mod pr;
 pub mod publish;
 pub mod touched;
@@ -64,7 +66,13 @@ impl Ctx {
             models,
             concurrency,
             endpoints,
-            http: reqwest::Client::new(),
+            // The model-list client carries provider keys: it never follows a redirect (which
+            // would hand the key to wherever the redirect points) and never waits forever.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
             templates,
             links,
             public_url,
@@ -116,6 +124,20 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
+/// The installation a gate run acts through: its pull request's, or its merge group's.
+pub async fn installation_of(ctx: &Ctx, run: &crate::store::gate_runs::GateRun) -> Result<u64, JobError> {
+    if run.pr_number == crate::store::merge_groups::MERGE_GROUP {
+        return match ctx.store.merge_group(&run.repo, &run.head_sha).await? {
+            Some(g) => Ok(g.installation_id),
+            None => Err(JobError::Fatal(format!("merge group {} of {} is not stored", run.head_sha, run.repo))),
+        };
+    }
+    match ctx.store.pr(&run.repo, run.pr_number).await? {
+        Some(pr) => Ok(pr.installation_id as u64),
+        None => Err(JobError::Fatal(format!("pull request {}#{} is not stored", run.repo, run.pr_number))),
+    }
+}
+
 /// Runs one claimed job to its end.
 pub async fn run_job(ctx: &Arc<Ctx>, job: &Job) -> Result<(), JobError> {
     match job.kind {
@@ -159,8 +181,9 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
         Event::PullRequest { repo, number, action: crate::webhook::events::PrAction::Closed, .. } => {
             pr::close(ctx, repo.as_str(), number).await
         }
-        Event::PullRequest { installation, repo, number, .. } => {
-            pr::sync(ctx, installation, repo.as_str(), number).await
+        Event::PullRequest { installation, repo, number, action, sender, .. } => {
+            let editor = (action == crate::webhook::events::PrAction::Edited).then_some(sender.as_str());
+            pr::sync(ctx, installation, repo.as_str(), number, editor).await
         }
         Event::CheckRun {
             installation,
@@ -172,7 +195,11 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
             requested_action,
             sender,
         } => {
-            let numbers = pr::numbers_for(ctx, repo.as_str(), &head_sha, &pull_requests).await?;
+            // A merge group's check: its "Re-run" evaluates the group again.
+            if let Some(group) = ctx.store.merge_group(repo.as_str(), &head_sha).await? {
+                return merge_group::rerun(ctx, group, Some(&name)).await;
+            }
+            let numbers = pr::numbers_for(ctx, installation, repo.as_str(), &head_sha, &pull_requests).await?;
             match requested_action.as_deref() {
                 Some(checks::RUN_EVALS) => {
                     for n in numbers {
@@ -189,7 +216,10 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
             Ok(())
         }
         Event::CheckSuite { installation, repo, head_sha, pull_requests, .. } => {
-            for n in pr::numbers_for(ctx, repo.as_str(), &head_sha, &pull_requests).await? {
+            if let Some(group) = ctx.store.merge_group(repo.as_str(), &head_sha).await? {
+                return merge_group::rerun(ctx, group, None).await;
+            }
+            for n in pr::numbers_for(ctx, installation, repo.as_str(), &head_sha, &pull_requests).await? {
                 pr::rerun(ctx, installation, repo.as_str(), n, &head_sha, None).await?;
             }
             Ok(())
@@ -217,6 +247,22 @@ async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {
                 author_is_bot,
             };
             crate::review::on_comment(ctx, comment).await
+        }
+        Event::MergeGroup { installation, repo, action, head_sha, base_sha, head_ref } => {
+            let group = crate::store::merge_groups::MergeGroup {
+                repo: repo.0,
+                head_sha,
+                base_sha,
+                head_ref,
+                installation_id: installation,
+                destroyed: false,
+            };
+            match action {
+                crate::webhook::events::MergeGroupAction::ChecksRequested => {
+                    merge_group::checks_requested(ctx, group).await
+                }
+                crate::webhook::events::MergeGroupAction::Destroyed => merge_group::destroyed(ctx, group).await,
+            }
         }
         Event::Installation { installation, added, removed } => {
             for r in added {

@@ -9,6 +9,7 @@ use super::touched::{self, Touched};
 use super::{Ctx, JobError};
 use crate::audit::Kind;
 use crate::github::Installation;
+use crate::github::check::{CheckBody, Conclusion, Status};
 use crate::github::tree::CommitTree;
 use crate::store::audit::NewEntry;
 use crate::store::gate_runs::{Decision, GateRun, Guard, RunKind};
@@ -23,11 +24,23 @@ use std::sync::Arc;
 
 /// The pull requests a check payload is about: GitHub lists them, except for forks, whose
 /// head evalgate looks up in its own map.
-pub async fn numbers_for(ctx: &Ctx, repo: &str, head_sha: &str, listed: &[u64]) -> Result<Vec<u64>, JobError> {
+pub async fn numbers_for(
+    ctx: &Ctx,
+    installation: u64,
+    repo: &str,
+    head_sha: &str,
+    listed: &[u64],
+) -> Result<Vec<u64>, JobError> {
     if !listed.is_empty() {
         return Ok(listed.to_vec());
     }
-    Ok(ctx.store.prs_with_head(repo, head_sha).await?.into_iter().map(|p| p.number as u64).collect())
+    let known: Vec<u64> = ctx.store.prs_with_head(repo, head_sha).await?.into_iter().map(|p| p.number as u64).collect();
+    if !known.is_empty() {
+        return Ok(known);
+    }
+    // Not seen yet (a lost delivery, a fresh database): GitHub's commit → pulls lookup.
+    let gh = ctx.github.installation(installation)?;
+    Ok(gh.pulls_with_head(repo, head_sha).await?)
 }
 
 fn now() -> String {
@@ -48,13 +61,23 @@ pub fn parse_thresholds(s: &str) -> Vec<(Key, f64)> {
         .collect()
 }
 
-pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) -> Result<(), JobError> {
+/// `body_editor` is who last edited the PR body, when the event says (`edited`): the
+/// pre-registration and threshold-edit entries name them; otherwise the PR's author.
+pub async fn sync(
+    ctx: &Arc<Ctx>,
+    installation: u64,
+    repo: &str,
+    number: u64,
+    body_editor: Option<&str>,
+) -> Result<(), JobError> {
     let gh = ctx.github.installation(installation)?;
     let pr = gh.pull_request(repo, number).await?;
     if pr.state != "open" {
         return Ok(());
     }
     let head = pr.head.sha.clone();
+    // The one check to mark required exists from the first moment, so it never waits on nothing.
+    super::aggregate::begin(ctx, installation, repo, &head).await?;
     // What is compared: the merge base of the head and the base branch, as `evalgate eval` does.
     // A result holds for this (base, head) pair only: a new base branch, or a head that merged
     // the base branch, is evaluated again.
@@ -70,7 +93,8 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
     let touched = touched::find(&gh, &base_tree, &head_tree, &files).await?;
     tracing::info!(pr = number, head = %head, base = %base, touched = touched.len(), "pull request synchronised");
     if touched.is_empty() {
-        return Ok(());
+        ctx.store.set_head_sync(repo, &head, &base, 0).await?;
+        return super::aggregate::refresh(ctx, installation, repo, &head).await;
     }
 
     let prereg = preregistration::parse(pr.body.as_deref());
@@ -78,14 +102,20 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
     let mut frozen = row.and_then(|r| r.thresholds);
     if let (Ok(p), None) = (&prereg, &frozen) {
         // The first evaluation of this pull request starts now: its thresholds are the ones in force.
-        let now_frozen = ctx.store.freeze_thresholds(repo, number, &thresholds_json(p)).await?;
-        let data = json!({ "head_sha": head, "thresholds": now_frozen, "what_changed": p.what_changed,
+        let thresholds = thresholds_json(p);
+        let data = json!({ "head_sha": head, "thresholds": thresholds, "what_changed": p.what_changed,
             "expected_to_move": p.expected_to_move });
-        ctx.store.audit(repo, Kind::PreRegistration, &pr.user.login, Some(number), data).await?;
-        frozen = Some(now_frozen);
+        let entry = NewEntry {
+            repo,
+            kind: Kind::PreRegistration,
+            actor: body_editor.unwrap_or(&pr.user.login),
+            pr_number: Some(number),
+            data,
+        };
+        frozen = Some(ctx.store.freeze_thresholds(repo, number, &thresholds, &entry).await?);
     }
-    record_threshold_edit(ctx, repo, number, &pr.user.login, &prereg, frozen.as_deref()).await?;
-    post_pre_registration(ctx, &gh, repo, &head, &prereg, frozen.as_deref()).await?;
+    record_threshold_edit(ctx, repo, number, body_editor.unwrap_or(&pr.user.login), &prereg, frozen.as_deref()).await?;
+    post_pre_registration(ctx, installation, repo, &head, &prereg, frozen.as_deref()).await?;
 
     let mut sides = Vec::new();
     for t in &touched {
@@ -99,7 +129,7 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
         };
         sides.push((t, b, h));
     }
-    post_golden_set(ctx, &gh, repo, number, &head, &sides).await?;
+    post_golden_set(ctx, installation, repo, number, &head, &sides).await?;
 
     for t in &touched {
         let kind = t.kind();
@@ -151,12 +181,15 @@ pub async fn sync(ctx: &Arc<Ctx>, installation: u64, repo: &str, number: u64) ->
         }
         start(ctx, &gh, repo, &head, &t.name, &run.id, state).await?;
     }
+    // Every run of this pair exists now: the aggregate can tell "still running" from "done".
+    ctx.store.set_head_sync(repo, &head, &base, touched.len() as u64).await?;
+    super::aggregate::refresh(ctx, installation, repo, &head).await?;
     super::comment::update(ctx, &gh, repo, number).await?;
     Ok(())
 }
 
 /// Two manifests with one name: the check fails naming both, and neither is evaluated.
-async fn duplicate(ctx: &Ctx, run: &GateRun, message: &str) -> Result<(), JobError> {
+pub(super) async fn duplicate(ctx: &Ctx, run: &GateRun, message: &str) -> Result<(), JobError> {
     if run.state.is_final() {
         return Ok(()); // decided already; the publisher shows it
     }
@@ -212,7 +245,7 @@ async fn removed(ctx: &Ctx, run: &GateRun) -> Result<(), JobError> {
 
 /// Commits a decision about `run` (with its audit entry, if any) and wakes the publisher.
 #[allow(clippy::too_many_arguments)]
-async fn decide(
+pub(super) async fn decide(
     ctx: &Ctx,
     run: &GateRun,
     guard: Guard,
@@ -222,13 +255,7 @@ async fn decide(
     summary: &str,
     audit: Option<(Kind, &str, Value)>,
 ) -> Result<(), JobError> {
-    let audit = audit.map(|(kind, actor, data)| NewEntry {
-        repo: &run.repo,
-        kind,
-        actor,
-        pr_number: Some(run.pr_number),
-        data,
-    });
+    let audit = audit.map(|(kind, actor, data)| NewEntry { repo: &run.repo, kind, actor, pr_number: run.pr(), data });
     let d = Decision {
         run_id: &run.id,
         guard,
@@ -298,7 +325,7 @@ pub async fn apply_bundle_approval(
 }
 
 /// Puts a gate run's check run in the state `state` asks for, and queues the evaluation.
-async fn start(
+pub(super) async fn start(
     ctx: &Ctx,
     gh: &Installation,
     repo: &str,
@@ -357,12 +384,14 @@ async fn record_threshold_edit(
     let (Ok(p), Some(frozen)) = (prereg, frozen) else { return Ok(()) };
     let current = thresholds_json(p);
     let pending = (parse_thresholds(frozen) != parse_thresholds(&current)).then_some(current.as_str());
-    if ctx.store.set_pending_thresholds(repo, number, pending).await? {
-        if let Some(now) = pending {
-            let data = json!({ "was": frozen, "now": now });
-            ctx.store.audit(repo, Kind::ThresholdEdit, author, Some(number), data).await?;
-        }
-    }
+    let entry = pending.map(|now| NewEntry {
+        repo,
+        kind: Kind::ThresholdEdit,
+        actor: author,
+        pr_number: Some(number),
+        data: json!({ "was": frozen, "now": now }),
+    });
+    ctx.store.set_pending_thresholds(repo, number, pending, entry.as_ref()).await?;
     Ok(())
 }
 
@@ -379,9 +408,8 @@ pub fn approved_title(waiting_title: &str, actor: &str) -> String {
 }
 
 /// The body of an `evalgate/golden-set` check run.
-pub fn golden_body(title: &str, summary: &str, conclusion: &str) -> Value {
-    json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(),
-        "output": checks::output(title, summary, None) })
+pub fn golden_body(title: &str, summary: &str, conclusion: Conclusion) -> CheckBody {
+    CheckBody::new(Status::Completed(conclusion), title, summary)
 }
 
 /// A newer head, or a new base, cancels the evaluations of older pairs.
@@ -449,7 +477,7 @@ fn short(sha: &str) -> &str {
 
 async fn post_pre_registration(
     ctx: &Ctx,
-    gh: &Installation,
+    installation: u64,
     repo: &str,
     head: &str,
     prereg: &Result<PreRegistration, Vec<Problem>>,
@@ -459,6 +487,7 @@ async fn post_pre_registration(
     let (conclusion, title, data) = match prereg {
         Ok(p) => {
             let current = thresholds_json(p);
+
             let edited = frozen.filter(|f| parse_thresholds(f) != parse_thresholds(&current));
             let shown: Vec<Value> = preregistration::thresholds_of(p)
                 .into_iter()
@@ -478,7 +507,7 @@ async fn post_pre_registration(
                 format!("pre-registration found: {} threshold(s)", shown.len())
             };
             (
-                "success",
+                Conclusion::Success,
                 title,
                 json!({ "ok": true, "thresholds": shown, "frozen": frozen_text, "problems": [], "keys": keys, "template": "" }),
             )
@@ -487,16 +516,15 @@ async fn post_pre_registration(
             let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
             let title = format!("pre-registration missing or invalid: {}", list.first().cloned().unwrap_or_default());
             (
-                "failure",
+                Conclusion::Failure,
                 title,
                 json!({ "ok": false, "thresholds": [], "frozen": null, "problems": list, "keys": keys, "template": preregistration::TEMPLATE.trim_end() }),
             )
         }
     };
     let summary = ctx.templates.markdown("pre-registration", &data).map_err(|e| JobError::Fatal(format!("{e:#}")))?;
-    let body = json!({ "status": "completed", "conclusion": conclusion, "completed_at": now(), "output": checks::output(&title, &summary, None) });
-    let id = checks::ensure(ctx, gh, repo, head, PRE_REGISTRATION, body.clone()).await?;
-    checks::update(gh, repo, id, &body).await
+    let body = CheckBody::new(Status::Completed(conclusion), title, summary);
+    checks::keep(ctx, installation, repo, head, PRE_REGISTRATION, &body).await
 }
 
 /// `evalgate/golden-set`, when the pull request changes the instrument (golden set, `gate:`,
@@ -505,7 +533,7 @@ async fn post_pre_registration(
 /// sides of every bundle listed, so any later change to them needs a new approval.
 async fn post_golden_set(
     ctx: &Ctx,
-    gh: &Installation,
+    installation: u64,
     repo: &str,
     number: u64,
     head: &str,
@@ -558,15 +586,15 @@ async fn post_golden_set(
     ctx.store.set_golden_change(repo, head, &fingerprint, &title, &summary).await?;
     let approved = ctx.store.approved_by(repo, number, "golden", &fingerprint).await?;
     let body = match &approved {
-        Some(actor) => golden_body(&approved_title(&title, actor), &summary, "success"),
-        None => golden_body(&title, &summary, "action_required"),
+        Some(actor) => golden_body(&approved_title(&title, actor), &summary, Conclusion::Success),
+        None => golden_body(&title, &summary, Conclusion::ActionRequired),
     };
-    let id = checks::ensure(ctx, gh, repo, head, GOLDEN_SET, body.clone()).await?;
-    checks::update(gh, repo, id, &body).await?;
-    // An approval that landed while this was posted must not be undone by it.
+    checks::keep(ctx, installation, repo, head, GOLDEN_SET, &body).await?;
+    // An approval that landed while this was kept must not be undone by it.
     if approved.is_none() {
         if let Some(actor) = ctx.store.approved_by(repo, number, "golden", &fingerprint).await? {
-            checks::update(gh, repo, id, &golden_body(&approved_title(&title, &actor), &summary, "success")).await?;
+            let body = golden_body(&approved_title(&title, &actor), &summary, Conclusion::Success);
+            checks::keep(ctx, installation, repo, head, GOLDEN_SET, &body).await?;
         }
     }
     Ok(())
@@ -614,7 +642,7 @@ pub async fn approve_fork(
         tracing::info!(sender, bundle = %run.bundle, "fork evaluation approved");
         start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, RunState::Queued).await?;
     }
-    Ok(())
+    super::aggregate::refresh(ctx, installation, repo, head_sha).await
 }
 
 /// A check run's or suite's "Re-run": evaluate again (results already cached are reused).
@@ -628,7 +656,7 @@ pub async fn rerun(
 ) -> Result<(), JobError> {
     let gh = ctx.github.installation(installation)?;
     let Some(pr) = ctx.store.pr(repo, number).await? else {
-        return sync(ctx, installation, repo, number).await;
+        return sync(ctx, installation, repo, number, None).await;
     };
     if pr.head_sha != head_sha {
         tracing::info!("re-run of an old head ignored");
@@ -637,13 +665,13 @@ pub async fn rerun(
     // A re-run reads the base again: when the merge base moved, the new pair is evaluated.
     let live = gh.pull_request(repo, number).await?;
     if gh.merge_base(repo, &live.base.git_ref, head_sha).await? != pr.base_sha {
-        return sync(ctx, installation, repo, number).await;
+        return sync(ctx, installation, repo, number, None).await;
     }
     let runs = ctx.store.gate_runs_at(repo, number, head_sha).await?;
     let wanted: Vec<_> = runs.iter().filter(|r| name.is_none_or(|n| n == bundle_check(&r.bundle))).collect();
     if wanted.is_empty() {
         // The pre-registration or golden-set check, or a suite: look at the pull request again.
-        return sync(ctx, installation, repo, number).await;
+        return sync(ctx, installation, repo, number, None).await;
     }
     for run in wanted {
         if !(run.state.is_final() || run.state == RunState::AwaitingApproval) {
@@ -660,7 +688,8 @@ pub async fn rerun(
         ctx.store.reopen_run(&run.id, state).await?;
         start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, state).await?;
     }
-    Ok(())
+    // The aggregate goes back to in progress while the re-run evaluates.
+    super::aggregate::refresh(ctx, installation, repo, head_sha).await
 }
 
 #[cfg(test)]

@@ -7,8 +7,11 @@
 //! On start-up the first pass publishes whatever an earlier process left pending.
 
 use super::checks::{self, bundle_check};
-use super::{Ctx, JobError};
+use super::{Ctx, JobError, aggregate};
+use crate::github::check::CheckBody;
+use crate::store::check_runs::CheckPublication;
 use crate::store::gate_runs::{Publication, RunState};
+use crate::store::merge_groups::MERGE_GROUP;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,33 +20,104 @@ use std::time::Duration;
 const LEASE_MS: i64 = 60_000;
 /// How long an idle publisher waits before looking again (a decision wakes it sooner).
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// Publications in flight at once.
+const PARALLEL: usize = 4;
 /// The longest wait between two attempts of one publication.
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1000;
 
-/// Runs until `stop` says so: publishes pending decisions one at a time.
+/// Runs until `stop` says so: publishes pending decisions, up to [`PARALLEL`] at once.
 pub async fn run(ctx: Arc<Ctx>, stop: tokio::sync::watch::Receiver<bool>) {
     let owner = format!("publisher-{}", &crate::store::new_id()[..12]);
     // The start-up sweep: whatever an earlier process decided and did not publish goes now.
-    match ctx.store.publications_due_now().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(pending = n, "publishing decisions left pending"),
-        Err(e) => tracing::warn!(error = %e, "cannot read pending publications"),
+    match (ctx.store.publications_due_now().await, ctx.store.check_publications_due_now().await) {
+        (Ok(runs), Ok(checks)) if runs + checks > 0 => {
+            tracing::info!(pending = runs + checks, "publishing decisions left pending")
+        }
+        (Ok(_), Ok(_)) => {}
+        (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "cannot read pending publications"),
     }
+    // Publications run side by side (each is one check run), so one that GitHub keeps refusing
+    // — the client retries it for a while — never holds up the others.
+    let slots = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    let owner = Arc::new(owner);
     loop {
         if *stop.borrow() {
             return;
         }
-        match ctx.store.claim_publication(&owner, LEASE_MS).await {
-            Ok(Some(p)) => publish_claimed(&ctx, &owner, p).await,
+        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let claimed = match ctx.store.claim_publication(&owner, LEASE_MS).await {
+            Ok(Some(p)) => Ok(Some(Claimed::Run(Box::new(p)))),
+            Ok(None) => ctx.store.claim_check_publication(&owner, LEASE_MS).await.map(|c| c.map(Claimed::Check)),
+            Err(e) => Err(e),
+        };
+        match claimed {
+            Ok(Some(claim)) => {
+                let (ctx, owner) = (ctx.clone(), owner.clone());
+                tokio::spawn(async move {
+                    match claim {
+                        Claimed::Run(p) => publish_claimed(&ctx, &owner, *p).await,
+                        Claimed::Check(p) => publish_check_claimed(&ctx, &owner, p).await,
+                    }
+                    drop(permit);
+                });
+            }
             Ok(None) => {
+                drop(permit);
                 let _ = tokio::time::timeout(IDLE_POLL, ctx.publish_wake.notified()).await;
             }
             Err(e) => {
+                drop(permit);
                 tracing::warn!(error = %e, "cannot claim a publication");
                 tokio::time::sleep(IDLE_POLL).await;
             }
         }
     }
+}
+
+enum Claimed {
+    Run(Box<Publication>),
+    Check(CheckPublication),
+}
+
+/// The wait before attempt `attempts + 1` of a publication: doubling, capped, with jitter.
+fn backoff(attempts: i64) -> i64 {
+    let backoff = (2_000i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    backoff + fastrand::i64(0..=backoff / 4)
+}
+
+async fn publish_check_claimed(ctx: &Arc<Ctx>, owner: &str, p: CheckPublication) {
+    let span = tracing::info_span!("publish", repo = %p.repo, head = %p.head_sha, check = %p.name, version = p.version);
+    let outcome = tracing::Instrument::instrument(publish_check(ctx, &p), span).await;
+    let result = match outcome {
+        Ok(()) => ctx.store.check_published(&p, owner).await,
+        Err(e) => {
+            tracing::warn!(error = %e, check = %p.name, attempts = p.attempts + 1, "publishing a check failed; it is tried again");
+            ctx.store.check_publish_failed(&p, owner, backoff(p.attempts), &e.to_string()).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "recording a publication failed; its lease runs out and it is tried again");
+    }
+}
+
+/// Creates the check run from its kept body the first time (one write, never a create and then
+/// the same update), updates it after; a create whose answer was lost is found, not repeated.
+async fn publish_check(ctx: &Arc<Ctx>, p: &CheckPublication) -> Result<(), JobError> {
+    let body: CheckBody =
+        serde_json::from_str(&p.body).map_err(|e| JobError::Fatal(format!("stored check body: {e}")))?;
+    let gh = ctx.github.installation(p.installation_id)?;
+    let github = body.to_github();
+    match ctx.store.check_run_id(&p.repo, &p.head_sha, &p.name).await? {
+        Some(id) => checks::update(&gh, &p.repo, id, &github).await?,
+        None => {
+            checks::create(ctx, &gh, &p.repo, &p.head_sha, &p.name, github).await?;
+        }
+    }
+    // The aggregate follows every check it sums up.
+    if p.name != aggregate::EVALGATE {
+        aggregate::refresh(ctx, p.installation_id, &p.repo, &p.head_sha).await?;
+    }
+    Ok(())
 }
 
 async fn publish_claimed(ctx: &Arc<Ctx>, owner: &str, p: Publication) {
@@ -54,10 +128,8 @@ async fn publish_claimed(ctx: &Arc<Ctx>, owner: &str, p: Publication) {
     let result = match outcome {
         Ok(()) => ctx.store.published(id, owner, p.version).await,
         Err(e) => {
-            let backoff = (2_000i64 << p.attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
-            let jitter = fastrand::i64(0..=backoff / 4);
             tracing::warn!(error = %e, attempts = p.attempts + 1, "publishing a decision failed; it is tried again");
-            ctx.store.publish_failed(id, owner, crate::store::now_ms() + backoff + jitter, &e.to_string()).await
+            ctx.store.publish_failed(id, owner, backoff(p.attempts), &e.to_string()).await
         }
     };
     if let Err(e) = result {
@@ -72,10 +144,8 @@ async fn publish(ctx: &Arc<Ctx>, p: &Publication) -> Result<(), JobError> {
     if !run.state.is_final() {
         return Ok(()); // re-opened since (a re-run): the new evaluation will decide
     }
-    let Some(pr) = ctx.store.pr(&run.repo, run.pr_number).await? else {
-        return Err(JobError::Fatal(format!("pull request {}#{} is not stored", run.repo, run.pr_number)));
-    };
-    let gh = ctx.github.installation(pr.installation_id as u64)?;
+    let installation = super::installation_of(ctx, run).await?;
+    let gh = ctx.github.installation(installation)?;
     let conclusion = match run.state {
         RunState::Cancelled => "cancelled".to_owned(),
         _ => run.conclusion.clone().unwrap_or_else(|| "failure".to_owned()),
@@ -107,5 +177,9 @@ async fn publish(ctx: &Arc<Ctx>, p: &Publication) -> Result<(), JobError> {
         checks::complete_with_annotations(&gh, &run.repo, id, &conclusion, out, annotations).await?;
     }
     tracing::info!(conclusion = %conclusion, "decision published");
+    aggregate::refresh(ctx, installation, &run.repo, &run.head_sha).await?;
+    if run.pr_number == MERGE_GROUP {
+        return Ok(()); // a merge group has no conversation to comment on
+    }
     super::comment::update(ctx, &gh, &run.repo, run.pr_number).await
 }

@@ -89,7 +89,9 @@ pub struct IssueComment {
     pub id: u64,
     #[serde(default)]
     pub body: Option<String>,
-    pub user: CommentUser,
+    /// GitHub sends `null` for a comment whose author's account was deleted.
+    #[serde(default)]
+    pub user: Option<CommentUser>,
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -135,6 +137,29 @@ impl Installation {
         let path = format!("/repos/{repo}/pulls/{number}");
         let reply = self.request(Method::GET, &path, None, true).await?;
         decode(&path, reply.body)
+    }
+
+    /// The open pull requests whose head is `sha` (`GET /repos/{o}/{r}/commits/{sha}/pulls`):
+    /// how a check payload that lists none (a fork's) is mapped to its pull request when
+    /// evalgate has not seen that head yet.
+    pub async fn pulls_with_head(&self, repo: &str, sha: &str) -> Result<Vec<u64>, GitHubError> {
+        let path = format!("/repos/{repo}/commits/{sha}/pulls?per_page=100");
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            number: u64,
+            #[serde(default)]
+            state: String,
+            head: Branch,
+        }
+        let items = self.paginate(&path, None).await?;
+        let mut out = Vec::new();
+        for v in items {
+            let p: Listed = decode(&path, v)?;
+            if p.state == "open" && p.head.sha == sha {
+                out.push(p.number);
+            }
+        }
+        Ok(out)
     }
 
     /// The merge base of `head_sha` and the branch `base_ref`: what a pull request's change is
@@ -225,11 +250,17 @@ impl Installation {
         name: &str,
         external_id: Option<&str>,
     ) -> Result<Option<u64>, GitHubError> {
-        let path = format!("/repos/{repo}/commits/{head_sha}/check-runs?check_name={}&per_page=100", encode(name));
+        let path = format!(
+            "/repos/{repo}/commits/{head_sha}/check-runs?check_name={}&app_id={}&per_page=100",
+            encode(name),
+            self.app_id
+        );
         let runs = self.paginate(&path, Some("check_runs")).await?;
         Ok(runs
             .iter()
             .filter(|r| r.get("name").and_then(Value::as_str) == Some(name))
+            // Only this App's: another App may post a check of the same name on the commit.
+            .filter(|r| r.pointer("/app/id").and_then(Value::as_u64) == Some(self.app_id))
             .filter(|r| external_id.is_none() || r.get("external_id").and_then(Value::as_str) == external_id)
             .filter_map(|r| r.get("id").and_then(Value::as_u64))
             .max())
@@ -396,7 +427,9 @@ impl Installation {
         body: &str,
     ) -> Result<u64, GitHubError> {
         let path = format!("/repos/{repo}/pulls");
-        let body = json!({ "title": title, "head": head, "base": base, "body": body, "maintainer_can_modify": true });
+        // `maintainer_can_modify` is about forks; on a branch of the repository itself GitHub
+        // refuses it or ignores it, so it is not sent.
+        let body = json!({ "title": title, "head": head, "base": base, "body": body });
         let reply = self.request(Method::POST, &path, Some(&body), false).await?;
         Ok(decode::<Created>(&path, reply.body)?.id_or_number())
     }

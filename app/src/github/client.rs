@@ -58,6 +58,7 @@ impl GitHubError {
 /// The App: signs JWTs and hands out one client per installation.
 pub struct GitHubApp {
     app: Octocrab,
+    app_id: u64,
     base: String,
     installations: Mutex<HashMap<u64, Installation>>,
     /// `x-ratelimit-remaining` of the latest reply (-1 before any), for `/metrics`.
@@ -80,6 +81,7 @@ impl GitHubApp {
             .map_err(|e| GitHubError::Setup(format!("cannot build the GitHub client: {e}")))?;
         Ok(GitHubApp {
             app,
+            app_id,
             base,
             installations: Mutex::new(HashMap::new()),
             ratelimit: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
@@ -105,6 +107,7 @@ impl GitHubApp {
             client: Arc::new(client),
             base: Arc::from(self.base.as_str()),
             ratelimit: self.ratelimit.clone(),
+            app_id: self.app_id,
         };
         map.insert(id, inst.clone());
         Ok(inst)
@@ -117,6 +120,8 @@ pub struct Installation {
     client: Arc<Octocrab>,
     base: Arc<str>,
     ratelimit: Arc<std::sync::atomic::AtomicI64>,
+    /// This App's id: a check run of another App with the same name is never adopted.
+    pub(crate) app_id: u64,
 }
 
 /// A reply: status, headers and the body as JSON.
@@ -216,14 +221,18 @@ impl Installation {
         {
             self.ratelimit.store(left, std::sync::atomic::Ordering::Relaxed);
         }
-        let text = match tokio::time::timeout(TIMEOUT, self.client.body_to_string(response)).await {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => return Err(transport(format!("reading the reply: {}", error_text(&e)))),
+        // Read at most MAX_BODY bytes: a larger reply is refused while it streams in, never
+        // held whole in memory first.
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_BODY);
+        let bytes = match tokio::time::timeout(TIMEOUT, http_body_util::BodyExt::collect(limited)).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(transport(format!("the reply is over {MAX_BODY} bytes")));
+            }
+            Ok(Err(e)) => return Err(transport(format!("reading the reply: {e}"))),
             Err(_) => return Err(transport("the reply did not finish in time".into())),
         };
-        if text.len() > MAX_BODY {
-            return Err(transport(format!("the reply is over {MAX_BODY} bytes")));
-        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
             let wait = wait_of(status, &headers, &text);
             let err = GitHubError::Status {

@@ -4,6 +4,7 @@
 //! creates a check run could create two).
 
 pub mod api;
+pub mod check;
 pub mod client;
 pub mod tree;
 

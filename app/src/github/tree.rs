@@ -63,6 +63,22 @@ impl CommitTree {
         self.entries.iter().filter(|(_, e)| !e.is_tree).map(|(p, _)| p.as_str())
     }
 
+    /// The files that differ between `self` (the older commit) and `newer`: content or mode
+    /// changed, added or removed, as a pull request's file list would name them (no renames).
+    /// Read from both listings, so no file cap applies.
+    pub fn changed_files(&self, newer: &CommitTree) -> Vec<super::api::PrFile> {
+        let differs = |p: &str, e: &Entry| match newer.entries.get(p) {
+            Some(n) => n.is_tree != e.is_tree || n.sha != e.sha || n.mode != e.mode,
+            None => true,
+        };
+        let mut out: BTreeSet<&str> =
+            self.entries.iter().filter(|(p, e)| !e.is_tree && differs(p, e)).map(|(p, _)| p.as_str()).collect();
+        out.extend(
+            newer.entries.iter().filter(|(p, e)| !e.is_tree && !self.entries.contains_key(*p)).map(|(p, _)| p.as_str()),
+        );
+        out.into_iter().map(|p| super::api::PrFile { filename: p.to_owned(), previous_filename: None }).collect()
+    }
+
     /// Runs `f` over the tree, fetching the blobs it asks for, until it needs nothing more.
     pub async fn load<T>(&self, gh: &Installation, f: impl Fn(&CommitTree) -> T) -> Result<T, GitHubError> {
         for _ in 0..MAX_ROUNDS {

@@ -10,6 +10,7 @@ use crate::audit::Kind;
 use crate::flow::checks::{self, GOLDEN_SET};
 use crate::flow::{Ctx, JobError, pr};
 use crate::github::Installation;
+use crate::github::check::Conclusion;
 use crate::store::audit::NewEntry;
 use crate::store::gate_runs::{Decision, Guard, RunState};
 use parse::{Command, ParseError};
@@ -262,7 +263,7 @@ async fn accept_thresholds(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, h
     react(gh, c, "+1").await?;
     // The pre-registration check shows the accepted thresholds; the gates run again under them
     // (from the result cache: the inputs did not change).
-    pr::sync(ctx, c.installation, c.repo, c.number).await?;
+    pr::sync(ctx, c.installation, c.repo, c.number, None).await?;
     pr::rerun(ctx, c.installation, c.repo, c.number, head, None).await
 }
 
@@ -278,10 +279,8 @@ async fn approve_golden(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, head
     ctx.store.approve(c.repo, c.number, "golden", &fingerprint, c.author).await?;
     let data = json!({ "approved": "golden-set", "head_sha": head, "fingerprint": fingerprint, "change": title });
     ctx.store.audit(c.repo, Kind::Approval, c.author, Some(c.number), data).await?;
-    if let Some(id) = checks::find(ctx, gh, c.repo, head, GOLDEN_SET).await? {
-        let body = pr::golden_body(&pr::approved_title(&title, c.author), &summary, "success");
-        checks::update(gh, c.repo, id, &body).await?;
-    }
+    let body = pr::golden_body(&pr::approved_title(&title, c.author), &summary, Conclusion::Success);
+    checks::keep(ctx, c.installation, c.repo, head, GOLDEN_SET, &body).await?;
     // New and removed bundles wait for this approval: they show their own conclusion now.
     pr::apply_bundle_approval(ctx, gh, c.repo, c.number, head, c.author).await?;
     react(gh, c, "+1").await

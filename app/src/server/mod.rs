@@ -64,6 +64,21 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// Deletes deliveries and finished jobs older than `days`, at start-up and hourly after.
+async fn retention(ctx: Arc<crate::flow::Ctx>, days: u64) {
+    let keep_ms = (days as i64).saturating_mul(24 * 3600 * 1000);
+    loop {
+        match ctx.store.prune(crate::store::now_ms() - keep_ms).await {
+            Ok((0, 0)) => {}
+            Ok((deliveries, jobs)) => {
+                tracing::info!(deliveries, jobs, days, "retention: old deliveries and jobs deleted")
+            }
+            Err(e) => tracing::warn!(error = %e, "retention: cannot delete old deliveries and jobs"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
+
 /// Binds, prints where it listens, and serves until interrupted.
 pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.bind)
@@ -78,6 +93,7 @@ pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()>
     let publisher = tokio::spawn(crate::flow::publish::run(app.ctx.clone(), publisher_stop));
     let ctx = app.ctx.clone();
     let scheduler = crate::pins::schedule::spawn(app.ctx.clone(), settings.pin_schedule.clone());
+    let _retention = crate::task::AbortOnDrop(tokio::spawn(retention(app.ctx.clone(), settings.retention_days)));
     let shutdown = async {
         shutdown_signal().await;
         tracing::info!("shutting down: no new work; finishing what runs");

@@ -52,20 +52,34 @@ pub struct NewEntry<'a> {
     pub data: Value,
 }
 
+/// Now, in Unix milliseconds: the database server's clock on PostgreSQL (shared by every
+/// replica), this process's on SQLite (one process owns the file).
+async fn clock(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    if tx.backend_name() != "PostgreSQL" {
+        return Ok(now_ms());
+    }
+    sqlx::query_scalar::<_, i64>("SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)")
+        .fetch_one(&mut **tx)
+        .await
+}
+
 /// Appends `e` to its repository's chain inside `tx`: committed with whatever else `tx` holds
 /// (the decision it records), or not at all.
 pub async fn append(tx: &mut Tx, e: &NewEntry<'_>) -> Result<Appended<Entry>, sqlx::Error> {
-    let head = sqlx::query_as::<_, (i64, String)>(
-        "SELECT seq, sha256 FROM audit_entries WHERE repo = $1 ORDER BY seq DESC LIMIT 1",
+    let head = sqlx::query_as::<_, (i64, String, i64)>(
+        "SELECT seq, sha256, at_ms FROM audit_entries WHERE repo = $1 ORDER BY seq DESC LIMIT 1",
     )
     .bind(e.repo)
     .fetch_optional(&mut **tx)
     .await?;
-    let (seq, prev) = head.map(|(s, h)| (s + 1, h)).unwrap_or((1, GENESIS.to_owned()));
+    let (seq, prev, prev_at) = head.map(|(s, h, at)| (s + 1, h, at)).unwrap_or((1, GENESIS.to_owned(), 0));
+    // Times never go backwards along the chain, whichever replica (and clock) appends: a period
+    // of time is then always an unbroken run of the chain, so its export verifies.
+    let at_ms = clock(tx).await?.max(prev_at);
     let mut entry = Entry {
         repo: e.repo.to_owned(),
         seq,
-        at_ms: now_ms(),
+        at_ms,
         kind: e.kind.as_str().to_owned(),
         actor: e.actor.to_owned(),
         pr_number: e.pr_number.map(|n| n as i64),

@@ -1,7 +1,7 @@
 //! `check_runs`: the id of every check run evalgate created, by (repository, head, name), so
 //! that a retried job or a restarted server updates its check run instead of posting another.
 
-use super::Store;
+use super::{Store, now_ms};
 
 impl Store {
     pub async fn check_run_id(&self, repo: &str, head_sha: &str, name: &str) -> Result<Option<u64>, sqlx::Error> {
@@ -28,5 +28,210 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+/// What GitHub must show for one check that is not a gate run's (pre-registration, golden set,
+/// the aggregate `evalgate`), claimed for publishing.
+#[derive(Debug, Clone)]
+pub struct CheckPublication {
+    pub repo: String,
+    pub head_sha: String,
+    pub name: String,
+    pub installation_id: u64,
+    /// The typed body as JSON (`github::check::CheckBody`).
+    pub body: String,
+    pub version: i64,
+    pub attempts: i64,
+}
+
+/// What a head was last read as (see `head_syncs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadSync {
+    pub base_sha: String,
+    pub touched: u64,
+}
+
+impl Store {
+    /// Records what check `name` on `head_sha` must show; `true` when that changed (then the
+    /// publisher has something to do). Writing the same body again is a no-op.
+    pub async fn set_check_state(
+        &self,
+        repo: &str,
+        head_sha: &str,
+        name: &str,
+        installation_id: u64,
+        body: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let n = sqlx::query(
+            "INSERT INTO check_states (repo, head_sha, name, installation_id, body, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (repo, head_sha, name) DO UPDATE SET body = excluded.body,
+                 installation_id = excluded.installation_id, version = check_states.version + 1,
+                 publish_after = 0, publish_attempts = 0, publish_error = NULL, updated_at = excluded.updated_at
+             WHERE check_states.body <> excluded.body",
+        )
+        .bind(repo)
+        .bind(head_sha)
+        .bind(name)
+        .bind(installation_id as i64)
+        .bind(body)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The stored body of check `name` on `head_sha`, if evalgate keeps one.
+    pub async fn check_state(&self, repo: &str, head_sha: &str, name: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar::<_, String>("SELECT body FROM check_states WHERE repo = $1 AND head_sha = $2 AND name = $3")
+            .bind(repo)
+            .bind(head_sha)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Every kept check on `head_sha`: (name, body).
+    pub async fn check_states_at(&self, repo: &str, head_sha: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT name, body FROM check_states WHERE repo = $1 AND head_sha = $2 ORDER BY name",
+        )
+        .bind(repo)
+        .bind(head_sha)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Claims one check whose body is not yet on GitHub, as `claim_publication` does for runs.
+    pub async fn claim_check_publication(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<CheckPublication>, sqlx::Error> {
+        let now = self.lease_clock(now_ms()).await?;
+        type Row = (String, String, String, i64, String, i64, i64);
+        let candidates = sqlx::query_as::<_, Row>(
+            "SELECT repo, head_sha, name, installation_id, body, version, publish_attempts FROM check_states
+             WHERE version > published_version AND publish_after <= $1 AND publish_lease < $1
+             ORDER BY updated_at LIMIT 8",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        for (repo, head_sha, name, installation, body, version, attempts) in candidates {
+            let won = sqlx::query(
+                "UPDATE check_states SET publish_owner = $1, publish_lease = $2
+                 WHERE repo = $3 AND head_sha = $4 AND name = $5 AND version = $6 AND publish_lease < $7",
+            )
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(&repo)
+            .bind(&head_sha)
+            .bind(&name)
+            .bind(version)
+            .bind(now)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+                == 1;
+            if won {
+                return Ok(Some(CheckPublication {
+                    repo,
+                    head_sha,
+                    name,
+                    installation_id: installation as u64,
+                    body,
+                    version,
+                    attempts,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// GitHub shows `p.version` of the check now; the lease is given up.
+    pub async fn check_published(&self, p: &CheckPublication, owner: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE check_states SET published_version = $1, publish_lease = 0, publish_owner = NULL, publish_error = NULL
+             WHERE repo = $2 AND head_sha = $3 AND name = $4 AND publish_owner = $5 AND published_version < $1",
+        )
+        .bind(p.version)
+        .bind(&p.repo)
+        .bind(&p.head_sha)
+        .bind(&p.name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Publishing the check failed: tried again after `backoff_ms`.
+    pub async fn check_publish_failed(
+        &self,
+        p: &CheckPublication,
+        owner: &str,
+        backoff_ms: i64,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        let retry_at_ms = self.lease_clock(now_ms()).await? + backoff_ms;
+        sqlx::query(
+            "UPDATE check_states SET publish_lease = 0, publish_owner = NULL, publish_after = $1,
+                 publish_attempts = publish_attempts + 1, publish_error = $2
+             WHERE repo = $3 AND head_sha = $4 AND name = $5 AND publish_owner = $6",
+        )
+        .bind(retry_at_ms)
+        .bind(error)
+        .bind(&p.repo)
+        .bind(&p.head_sha)
+        .bind(&p.name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start-up: every pending check publication is due now.
+    pub async fn check_publications_due_now(&self) -> Result<u64, sqlx::Error> {
+        sqlx::query(
+            "UPDATE check_states SET publish_after = 0, publish_lease = 0, publish_owner = NULL
+             WHERE version > published_version",
+        )
+        .execute(&self.pool)
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    /// Records that `head_sha` was read against `base_sha` and touches `touched` bundles.
+    pub async fn set_head_sync(
+        &self,
+        repo: &str,
+        head_sha: &str,
+        base_sha: &str,
+        touched: u64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO head_syncs (repo, head_sha, base_sha, touched, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (repo, head_sha) DO UPDATE SET base_sha = excluded.base_sha, touched = excluded.touched,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(repo)
+        .bind(head_sha)
+        .bind(base_sha)
+        .bind(touched as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn head_sync(&self, repo: &str, head_sha: &str) -> Result<Option<HeadSync>, sqlx::Error> {
+        sqlx::query_as::<_, (String, i64)>("SELECT base_sha, touched FROM head_syncs WHERE repo = $1 AND head_sha = $2")
+            .bind(repo)
+            .bind(head_sha)
+            .fetch_optional(&self.pool)
+            .await
+            .map(|r| r.map(|(base_sha, touched)| HeadSync { base_sha, touched: touched.max(0) as u64 }))
     }
 }

@@ -51,6 +51,23 @@ impl Store {
         Ok(Intake::Stored)
     }
 
+    /// Retention (`EVALGATE_RETENTION_DAYS`): deletes deliveries received before `cutoff_ms`
+    /// and jobs that finished (done or failed) before it; a queued or running job, and the
+    /// audit log, are never touched. Returns (deliveries, jobs) deleted.
+    pub async fn prune(&self, cutoff_ms: i64) -> Result<(u64, u64), sqlx::Error> {
+        let jobs = sqlx::query("DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < $1")
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let deliveries = sqlx::query("DELETE FROM deliveries WHERE received_at < $1")
+            .bind(cutoff_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok((deliveries, jobs))
+    }
+
     /// `(event, payload)` of a stored delivery.
     pub async fn delivery(&self, delivery_id: &str) -> Result<Option<(String, String)>, sqlx::Error> {
         sqlx::query_as::<_, (String, String)>("SELECT event, payload FROM deliveries WHERE delivery_id = $1")
@@ -73,6 +90,11 @@ fn serial_key(payload: &str) -> Option<String> {
         issue: Option<Numbered>,
         check_run: Option<Listed>,
         check_suite: Option<Listed>,
+        merge_group: Option<Group>,
+    }
+    #[derive(Deserialize)]
+    struct Group {
+        head_sha: String,
     }
     #[derive(Deserialize)]
     struct Repository {
@@ -88,6 +110,10 @@ fn serial_key(payload: &str) -> Option<String> {
         pull_requests: Vec<Numbered>,
     }
     let named: Named = serde_json::from_str(payload).ok()?;
+    // A merge group is keyed by its head: its deliveries (requested, destroyed) run in order.
+    if let Some(g) = &named.merge_group {
+        return Some(format!("{}@{}", named.repository?.full_name, g.head_sha));
+    }
     let listed = |l: Option<Listed>| l.and_then(|l| l.pull_requests.first().map(|p| p.number));
     let number = named
         .pull_request
@@ -101,6 +127,45 @@ fn serial_key(payload: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::serial_key;
+    use crate::store::testing;
+
+    async fn prune_keeps_what_is_recent_or_unfinished(store: &crate::store::Store) {
+        store.take_delivery("old", "ping", "", "{}", true).await.expect("old delivery");
+        sqlx::query("UPDATE deliveries SET received_at = 1").execute(&store.pool).await.expect("age it");
+        sqlx::query("UPDATE jobs SET updated_at = 1, state = 'done'").execute(&store.pool).await.expect("finish it");
+        store.take_delivery("queued-old", "ping", "", "{}", true).await.expect("second");
+        sqlx::query("UPDATE jobs SET updated_at = 1 WHERE state = 'queued'").execute(&store.pool).await.expect("age");
+        store.take_delivery("new", "ping", "", "{}", false).await.expect("new delivery");
+        store.audit("o/r", crate::audit::Kind::Command, "a", None, serde_json::json!({})).await.expect("audit");
+        let cutoff = crate::store::now_ms() - 1_000;
+        let (deliveries, jobs) = store.prune(cutoff).await.expect("prune");
+        assert_eq!((deliveries, jobs), (1, 1), "the old delivery and its finished job");
+        assert!(store.delivery("new").await.expect("read").is_some());
+        assert!(store.delivery("queued-old").await.expect("read").is_some());
+        let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")
+            .fetch_one(&store.pool)
+            .await
+            .expect("count");
+        assert_eq!(queued, 1, "an unfinished job is never deleted, however old");
+        let audit: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries").fetch_one(&store.pool).await.expect("count");
+        assert_eq!(audit, 1, "the audit log is never pruned");
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_old_deliveries_and_finished_jobs_only() {
+        let t = testing::sqlite().await;
+        prune_keeps_what_is_recent_or_unfinished(&t.store).await;
+        t.done().await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL at 127.0.0.1:5432"]
+    async fn retention_deletes_old_deliveries_and_finished_jobs_only_on_postgres() {
+        let t = testing::postgres("retention").await;
+        prune_keeps_what_is_recent_or_unfinished(&t.store).await;
+        t.done().await;
+    }
 
     #[test]
     fn a_deliverys_key_is_the_pull_request_its_payload_names() {
@@ -117,5 +182,7 @@ mod tests {
         assert_eq!(serial_key(&fork), None, "a fork's check run names no pull request");
         assert_eq!(serial_key(r#"{"action": "created", "installation": {"id": 1}}"#), None);
         assert_eq!(serial_key("not json"), None);
+        let group = r#"{"repository": {"full_name": "acme/agents"}, "merge_group": {"head_sha": "abc"}}"#;
+        assert_eq!(serial_key(group).as_deref(), Some("acme/agents@abc"));
     }
 }

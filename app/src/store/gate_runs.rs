@@ -100,6 +100,13 @@ pub struct GateRun {
     pub override_reason: Option<String>,
 }
 
+impl GateRun {
+    /// The pull request this run is about; `None` for a merge group's run.
+    pub fn pr(&self) -> Option<u64> {
+        (self.pr_number != super::merge_groups::MERGE_GROUP).then_some(self.pr_number)
+    }
+}
+
 type Row = (
     String,
     String,
@@ -121,8 +128,13 @@ type Row = (
 
 const COLUMNS: &str = "id, repo, pr_number, head_sha, base_sha, bundle, manifest, base_manifest, kind, state, conclusion, title, report, summary, override_by, override_reason";
 
-fn from_row(r: Row) -> GateRun {
-    GateRun {
+/// A stored run; an unknown kind or state can only come from a newer evalgate, and is an error
+/// rather than a guess that could let a run be decided on words this version cannot read.
+fn from_row(r: Row) -> Result<GateRun, sqlx::Error> {
+    let unknown = |what: &str, v: &str| sqlx::Error::Decode(format!("gate run {}: unknown {what} `{v}`", r.0).into());
+    let kind = RunKind::parse(&r.8).ok_or_else(|| unknown("kind", &r.8))?;
+    let state = RunState::parse(&r.9).ok_or_else(|| unknown("state", &r.9))?;
+    Ok(GateRun {
         id: r.0,
         repo: r.1,
         pr_number: r.2 as u64,
@@ -131,17 +143,15 @@ fn from_row(r: Row) -> GateRun {
         bundle: r.5,
         manifest: r.6,
         base_manifest: r.7,
-        // An unknown kind or state can only come from a newer version: the row's own words
-        // are kept out of any decision (a duplicate is never evaluated, an open run never final).
-        kind: RunKind::parse(&r.8).unwrap_or(RunKind::Duplicate),
-        state: RunState::parse(&r.9).unwrap_or(RunState::Queued),
+        kind,
+        state,
         conclusion: r.10,
         title: r.11,
         report: r.12,
         summary: r.13,
         override_by: r.14,
         override_reason: r.15,
-    }
+    })
 }
 
 /// Identifies the gate run to create or find.
@@ -257,7 +267,7 @@ impl Store {
     /// Claims one run whose decision is not yet on GitHub (its retry time reached, no other
     /// publisher's lease live), for `lease_ms`.
     pub async fn claim_publication(&self, owner: &str, lease_ms: i64) -> Result<Option<Publication>, sqlx::Error> {
-        let now = now_ms();
+        let now = self.lease_clock(now_ms()).await?;
         let candidates = sqlx::query_as::<_, (String, i64)>(
             "SELECT id, decision_version FROM gate_runs
              WHERE decision_version > published_version AND publish_after <= $1 AND publish_lease < $1
@@ -311,14 +321,9 @@ impl Store {
         Ok(())
     }
 
-    /// Publishing failed: tried again at `retry_at_ms`; the lease is given up.
-    pub async fn publish_failed(
-        &self,
-        id: &str,
-        owner: &str,
-        retry_at_ms: i64,
-        error: &str,
-    ) -> Result<(), sqlx::Error> {
+    /// Publishing failed: tried again after `backoff_ms` (on the lease clock); the lease is given up.
+    pub async fn publish_failed(&self, id: &str, owner: &str, backoff_ms: i64, error: &str) -> Result<(), sqlx::Error> {
+        let retry_at_ms = self.lease_clock(now_ms()).await? + backoff_ms;
         sqlx::query(
             "UPDATE gate_runs SET publish_lease = 0, publish_owner = NULL, publish_after = $1,
                  publish_attempts = publish_attempts + 1, publish_error = $2
@@ -401,7 +406,7 @@ impl Store {
         .bind(n.manifest)
         .fetch_one(&self.pool)
         .await?;
-        Ok((from_row(run), created))
+        Ok((from_row(run)?, created))
     }
 
     pub async fn gate_run(&self, id: &str) -> Result<Option<GateRun>, sqlx::Error> {
@@ -409,7 +414,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-            .map(|r| r.map(from_row))
+            .and_then(|r| r.map(from_row).transpose())
     }
 
     /// The runs of one pull request at one head, against the base recorded for the pull
@@ -443,7 +448,7 @@ impl Store {
         .bind(base_sha)
         .fetch_all(&self.pool)
         .await
-        .map(|rows| rows.into_iter().map(from_row).collect())
+        .and_then(|rows| rows.into_iter().map(from_row).collect())
     }
 
     /// Runs of one pull request that also meet `condition` (on `$3`, the head).
@@ -462,7 +467,7 @@ impl Store {
         .bind(head_sha)
         .fetch_all(&self.pool)
         .await
-        .map(|rows| rows.into_iter().map(from_row).collect())
+        .and_then(|rows| rows.into_iter().map(from_row).collect())
     }
 
     /// The repository's runs created or last updated in `[since_ms, until_ms]`, oldest first, at
@@ -486,7 +491,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map(|rows| rows.into_iter().map(from_row).collect())
+        .and_then(|rows| rows.into_iter().map(from_row).collect())
     }
 
     /// Moves a run to `to` unless it already reached a final state; true when it moved.
@@ -503,15 +508,48 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Opens a finished run again (a reviewer's re-run).
+    /// Opens a finished run again (a reviewer's re-run): what decided it before, an override
+    /// included, no longer stands.
     pub async fn reopen_run(&self, id: &str, to: RunState) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE gate_runs SET state = $1, conclusion = NULL, title = NULL, updated_at = $2 WHERE id = $3")
-            .bind(to.as_str())
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE gate_runs SET state = $1, conclusion = NULL, title = NULL, override_by = NULL,
+                 override_reason = NULL, updated_at = $2 WHERE id = $3",
+        )
+        .bind(to.as_str())
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// Every run of (head, base), of any pull request or merge group: what the `evalgate`
+    /// check on that head sums up.
+    pub async fn runs_at_pair(&self, repo: &str, head_sha: &str, base_sha: &str) -> Result<Vec<GateRun>, sqlx::Error> {
+        sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND head_sha = $2 AND base_sha = $3 ORDER BY bundle, manifest"
+        ))
+        .bind(repo)
+        .bind(head_sha)
+        .bind(base_sha)
+        .fetch_all(&self.pool)
+        .await
+        .and_then(|rows| rows.into_iter().map(from_row).collect())
+    }
+
+    /// Pull-request runs of `bundle` a person passed or approved (overridden, or a new or
+    /// removed bundle approved), newest first: what may carry to a merge group.
+    pub async fn decided_by_a_person(&self, repo: &str, bundle: &str) -> Result<Vec<GateRun>, sqlx::Error> {
+        sqlx::query_as::<_, Row>(&format!(
+            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND bundle = $2 AND pr_number <> 0 AND state = 'completed'
+             AND (override_by IS NOT NULL OR (kind IN ('added', 'removed') AND conclusion IN ('success', 'neutral')))
+             ORDER BY updated_at DESC LIMIT 100"
+        ))
+        .bind(repo)
+        .bind(bundle)
+        .fetch_all(&self.pool)
+        .await
+        .and_then(|rows| rows.into_iter().map(from_row).collect())
     }
 
     pub async fn run_state(&self, id: &str) -> Result<Option<RunState>, sqlx::Error> {

@@ -6,6 +6,7 @@ pub mod check_runs;
 pub mod deliveries;
 pub mod gate_runs;
 pub mod jobs;
+pub mod merge_groups;
 pub mod pins;
 pub mod pull_requests;
 mod results;

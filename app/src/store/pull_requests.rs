@@ -84,22 +84,45 @@ impl Store {
 
     /// Freezes the thresholds in force, unless an earlier evaluation already did; returns the
     /// frozen value (the earlier one when there was one).
-    pub async fn freeze_thresholds(&self, repo: &str, number: u64, thresholds: &str) -> Result<String, sqlx::Error> {
-        sqlx::query("UPDATE pull_requests SET thresholds = $1 WHERE repo = $2 AND number = $3 AND thresholds IS NULL")
+    pub async fn freeze_thresholds(
+        &self,
+        repo: &str,
+        number: u64,
+        thresholds: &str,
+        entry: &super::audit::NewEntry<'_>,
+    ) -> Result<String, sqlx::Error> {
+        // The freeze and its pre-registration entry commit together: a crash between them
+        // cannot leave thresholds in force that the audit trail never recorded.
+        for _ in 0..super::audit::MAX_RACES {
+            let mut tx = self.pool.begin().await?;
+            let froze = sqlx::query(
+                "UPDATE pull_requests SET thresholds = $1 WHERE repo = $2 AND number = $3 AND thresholds IS NULL",
+            )
             .bind(thresholds)
             .bind(repo)
             .bind(number as i64)
-            .execute(&self.pool)
-            .await?;
-        let frozen = sqlx::query_scalar::<_, Option<String>>(
-            "SELECT thresholds FROM pull_requests WHERE repo = $1 AND number = $2",
-        )
-        .bind(repo)
-        .bind(number as i64)
-        .fetch_optional(&self.pool)
-        .await?
-        .flatten();
-        Ok(frozen.unwrap_or_else(|| thresholds.to_owned()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if froze {
+                if let super::audit::Appended::Raced = super::audit::append(&mut tx, entry).await? {
+                    tx.rollback().await?;
+                    continue;
+                }
+            }
+            let frozen = sqlx::query_scalar::<_, Option<String>>(
+                "SELECT thresholds FROM pull_requests WHERE repo = $1 AND number = $2",
+            )
+            .bind(repo)
+            .bind(number as i64)
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            tx.commit().await?;
+            return Ok(frozen.unwrap_or_else(|| thresholds.to_owned()));
+        }
+        Err(super::audit::raced())
     }
 
     /// Claims the posting of the pull request's sticky comment (`comment_id` 0 marks it being

@@ -85,18 +85,33 @@ impl Store {
         repo: &str,
         pr: u64,
         pending: Option<&str>,
+        entry: Option<&super::audit::NewEntry<'_>>,
     ) -> Result<bool, sqlx::Error> {
-        let n = sqlx::query(
-            "UPDATE pull_requests SET pending_thresholds = $1 WHERE repo = $2 AND number = $3
-             AND ((pending_thresholds IS NULL AND $1 IS NOT NULL) OR (pending_thresholds IS NOT NULL AND $1 IS NULL) OR pending_thresholds <> $1)",
-        )
-        .bind(pending)
-        .bind(repo)
-        .bind(pr as i64)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        // The edit and its threshold-edit entry commit together.
+        for _ in 0..super::audit::MAX_RACES {
+            let mut tx = self.pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE pull_requests SET pending_thresholds = $1 WHERE repo = $2 AND number = $3
+                 AND ((pending_thresholds IS NULL AND $1 IS NOT NULL) OR (pending_thresholds IS NOT NULL AND $1 IS NULL) OR pending_thresholds <> $1)",
+            )
+            .bind(pending)
+            .bind(repo)
+            .bind(pr as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                if let Some(e) = entry {
+                    if let super::audit::Appended::Raced = super::audit::append(&mut tx, e).await? {
+                        tx.rollback().await?;
+                        continue;
+                    }
+                }
+            }
+            tx.commit().await?;
+            return Ok(n == 1);
+        }
+        Err(super::audit::raced())
     }
 
     /// Replaces the frozen thresholds (`/evalgate accept-thresholds`).

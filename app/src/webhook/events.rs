@@ -32,6 +32,12 @@ pub enum PrAction {
     Closed,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub enum MergeGroupAction {
+    ChecksRequested,
+    Destroyed,
+}
+
 /// What one delivery asks evalgate to do.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub enum Event {
@@ -78,6 +84,16 @@ pub enum Event {
         /// Who made this event happen (created or edited the comment): the actor.
         sender: String,
     },
+    /// A merge-queue group: `checks_requested` asks for the required checks on the group's
+    /// head, `destroyed` (merged, or taken out of the queue) cancels what still runs.
+    MergeGroup {
+        installation: u64,
+        repo: RepoName,
+        action: MergeGroupAction,
+        head_sha: String,
+        base_sha: String,
+        head_ref: String,
+    },
     /// The App was installed on repositories, or removed from them.
     Installation {
         installation: u64,
@@ -110,7 +126,8 @@ impl Event {
             Event::PullRequest { repo, .. }
             | Event::CheckRun { repo, .. }
             | Event::CheckSuite { repo, .. }
-            | Event::PrComment { repo, .. } => Some(repo),
+            | Event::PrComment { repo, .. }
+            | Event::MergeGroup { repo, .. } => Some(repo),
             Event::Ping | Event::Installation { .. } | Event::Ignored(_) => None,
         }
     }
@@ -220,6 +237,20 @@ struct CommentPayload {
 }
 
 #[derive(Deserialize)]
+struct MergeGroupPayload {
+    installation: Option<Installation>,
+    repository: Repository,
+    merge_group: MergeGroupBody,
+}
+
+#[derive(Deserialize)]
+struct MergeGroupBody {
+    head_sha: String,
+    head_ref: String,
+    base_sha: String,
+}
+
+#[derive(Deserialize)]
 struct InstallationPayload {
     installation: Installation,
     #[serde(default)]
@@ -251,7 +282,9 @@ struct Comment {
     id: u64,
     #[serde(default)]
     body: Option<String>,
-    user: User,
+    /// `null` when the author's account was deleted ("ghost").
+    #[serde(default)]
+    user: Option<User>,
 }
 
 fn decode<T: DeserializeOwned>(event: &str, body: &[u8]) -> Result<T, PayloadError> {
@@ -360,9 +393,30 @@ fn parse_action(event: &str, action: &str, body: &[u8]) -> Result<Event, Payload
                 } else {
                     None
                 },
-                author_is_bot: p.comment.user.kind.as_deref() == Some("Bot") || p.comment.user.login.ends_with("[bot]"),
-                author: p.comment.user.login,
+                author_is_bot: p
+                    .comment
+                    .user
+                    .as_ref()
+                    .is_some_and(|u| u.kind.as_deref() == Some("Bot") || u.login.ends_with("[bot]")),
+                author: p.comment.user.map_or_else(|| "ghost".to_owned(), |u| u.login),
                 sender: p.sender.login,
+            })
+        }
+        "merge_group" => {
+            let action = match action.as_str() {
+                "checks_requested" => MergeGroupAction::ChecksRequested,
+                "destroyed" => MergeGroupAction::Destroyed,
+                _ => return ignored(),
+            };
+            let p: MergeGroupPayload = decode(event, body)?;
+            let Some(installation) = installation_of(p.installation) else { return no_installation() };
+            Ok(Event::MergeGroup {
+                installation,
+                repo: RepoName(p.repository.full_name),
+                action,
+                head_sha: p.merge_group.head_sha,
+                base_sha: p.merge_group.base_sha,
+                head_ref: p.merge_group.head_ref,
             })
         }
         "installation" | "installation_repositories" => {
@@ -403,6 +457,27 @@ mod tests {
     fn a_handled_action_with_a_wrong_shape_names_the_field() {
         let err = parse_event("pull_request", br#"{"action":"opened","number":"seven"}"#).unwrap_err();
         assert!(err.to_string().contains("pull_request payload"), "{err}");
+    }
+
+    #[test]
+    fn a_merge_group_asks_for_checks_on_its_head_against_its_base() {
+        let body = br#"{"action":"checks_requested","installation":{"id":3},"repository":{"full_name":"o/r"},
+            "merge_group":{"head_sha":"aaa","head_ref":"refs/heads/gh-readonly-queue/main/pr-7-bbb","base_sha":"ccc","base_ref":"refs/heads/main"}}"#;
+        let e = parse_event("merge_group", body).expect("parses");
+        assert_eq!(
+            e,
+            Event::MergeGroup {
+                installation: 3,
+                repo: RepoName("o/r".into()),
+                action: MergeGroupAction::ChecksRequested,
+                head_sha: "aaa".into(),
+                base_sha: "ccc".into(),
+                head_ref: "refs/heads/gh-readonly-queue/main/pr-7-bbb".into(),
+            }
+        );
+        let missing =
+            br#"{"action":"destroyed","installation":{"id":3},"repository":{"full_name":"o/r"},"merge_group":{}}"#;
+        assert!(parse_event("merge_group", missing).unwrap_err().to_string().contains("merge_group"));
     }
 
     #[test]

@@ -53,8 +53,10 @@ pub fn transcript_key(bundle: &Bundle, case: &Case, sample: u32, origin: &str) -
     let req = runner::first_request(bundle, case);
     let tools = serde_json::to_string(&req.tools).unwrap_or_default();
     let messages = serde_json::to_string(&req.messages).unwrap_or_default();
-    let fixtures: std::collections::BTreeMap<&str, &serde_json::Value> =
-        case.tool_results.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    // Each fixture as `cases.jsonl` writes it: a single value keeps the key it always had, and a
+    // list's entries (args, result, status) are all in it.
+    let fixtures: std::collections::BTreeMap<&str, serde_json::Value> =
+        case.tool_results.iter().map(|(k, v)| (k.as_str(), v.to_json())).collect();
     let fixtures = serde_json::to_string(&fixtures).unwrap_or_default();
     let params = super::judge::params_json(&bundle.model.params).to_string();
     key_of(&[

@@ -65,7 +65,7 @@ pub fn evaluate(check: &Check, t: &Transcript, tools: &[ToolDef]) -> Option<Chec
             let calls: Vec<_> = t.tool_calls().filter(|c| c.name == tool.as_str()).collect();
             let ok = match args {
                 None => !calls.is_empty(),
-                Some(want) => calls.iter().any(|c| c.args.as_object().is_some_and(|got| includes_map(got, want))),
+                Some(want) => calls.iter().any(|c| c.args.as_object().is_some_and(|got| crate::golden::case::args_include(got, want))),
             };
             let detail = match (ok, calls.len(), args) {
                 (true, _, _) => format!("`{tool}` called"),
@@ -138,21 +138,6 @@ pub fn args_error(tools: &[ToolDef], tool: &str, args: &Value) -> Option<String>
             if at.is_empty() { e.to_string() } else { format!("at `{at}`: {e}") }
         }),
         Err(e) => Some(format!("the tool's schema is invalid: {e}")),
-    }
-}
-
-/// `got` includes `want`: every key of `want` is in `got` with an including value.
-fn includes_map(got: &serde_json::Map<String, Value>, want: &serde_json::Map<String, Value>) -> bool {
-    want.iter().all(|(k, w)| got.get(k).is_some_and(|g| includes(g, w)))
-}
-
-/// Objects compare as subsets, numbers by value (`42` matches `42.0`), everything else exactly.
-fn includes(got: &Value, want: &Value) -> bool {
-    match (got, want) {
-        (Value::Object(g), Value::Object(w)) => includes_map(g, w),
-        (Value::Number(g), Value::Number(w)) => g.as_f64() == w.as_f64(),
-        (Value::Array(g), Value::Array(w)) => g.len() == w.len() && g.iter().zip(w).all(|(a, b)| includes(a, b)),
-        _ => got == want,
     }
 }
 

@@ -3,7 +3,7 @@
 //! Cache hits are exact: the same keys the run would look up are looked up, under the origins
 //! of the client the run would use (a live endpoint's answers are not a cassette's). For work not
 //! cached, the number of agent calls is predicted as one call per tool the case has a fixture
-//! for plus the final answer (capped by `max_turns`), which is how an agent that uses each
+//! for (per entry of a list of fixtures) plus the final answer (capped by `max_turns`), which is how an agent that uses each
 //! fixture once behaves; judge calls are one per vote and side. (When both sides happen to give
 //! the same answer the run grades it once, so the real count is then lower: the estimate never
 //! undercounts for that reason.) Tokens are estimated from the request text (4 bytes a token)
@@ -93,10 +93,12 @@ pub async fn estimate(
 }
 
 fn agent_calls(e: &mut Estimate, prices: &PriceTable, bundle: &Bundle, case: &Case) {
-    let turns = (1 + case.tool_results.len() as u64).min(u64::from(bundle.runner.max_turns));
+    // A list of fixtures holds one answer per recorded call: each counts as a call.
+    let answers: u64 = case.tool_results.values().map(|f| f.answers() as u64).sum();
+    let turns = (1 + answers).min(u64::from(bundle.runner.max_turns));
     let req = runner::first_request(bundle, case);
     let base_tokens = request_tokens(&req);
-    let fixture_tokens: u64 = case.tool_results.values().map(|v| v.to_string().len() as u64 / 4).sum();
+    let fixture_tokens: u64 = case.tool_results.values().map(|f| f.to_json().to_string().len() as u64 / 4).sum();
     for turn in 0..turns {
         // Each turn resends the conversation, grown by the replies and tool results so far.
         let grown = turn * AGENT_REPLY_TOKENS + fixture_tokens * turn / turns.max(1);

@@ -1,12 +1,15 @@
 //! The agent loop: model → tool calls → fixture results → model … up to `max_turns`.
 //!
-//! Tools never run for real: each call is answered from the case's `tool_results`. A tool the
-//! case has no fixture for, or one the bundle does not declare, gets an error result that the
-//! model sees and the transcript records, so a case cannot pass by accident of a missing fixture.
+//! Tools never run for real: each call is answered from the case's `tool_results` — the one
+//! value of the tool, or the first entry of its list whose `args` are a subset of the call's. A
+//! tool the case has no fixture for, a call no entry of the list matches, or a tool the bundle
+//! does not declare gets an error result that the model sees and the transcript records, so a
+//! case cannot pass by accident of a missing fixture. An entry recorded as a failed call
+//! (`status: error | timeout`) is sent as an error result too.
 
 use super::caller::{CallError, Caller};
 use crate::bundle::Bundle;
-use crate::golden::{Case, Role};
+use crate::golden::{CallStatus, Case, Role};
 use crate::provider::{ChatRequest, StopReason, ToolCall, ToolResult, ToolSpec, Turn};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -59,7 +62,10 @@ impl Transcript {
 pub enum ToolStatus {
     /// Answered from the case's fixture.
     Fixture,
-    /// The case has no fixture for this tool: the model got an error result.
+    /// Answered from a fixture entry recorded as a failed call: the model got its error result.
+    FixtureError,
+    /// The case has no fixture for this tool, or none of its entries matches the call's
+    /// arguments: the model got an error result.
     NoFixture,
     /// The bundle declares no such tool: the model got an error result.
     UnknownTool,
@@ -178,9 +184,23 @@ fn answer(bundle: &Bundle, case: &Case, call: &ToolCall) -> (String, ToolStatus)
     if !bundle.tools.iter().any(|t| t.name.as_str() == call.name) {
         return (format!("error: there is no tool named `{}`", call.name), ToolStatus::UnknownTool);
     }
-    match case.tool_results.iter().find(|(name, _)| name.as_str() == call.name) {
-        Some((_, value)) => (fixture_text(value), ToolStatus::Fixture),
-        None => (format!("error: tool `{}` is unavailable in this test case", call.name), ToolStatus::NoFixture),
+    let Some((_, fixture)) = case.tool_results.iter().find(|(name, _)| name.as_str() == call.name) else {
+        return (format!("error: tool `{}` is unavailable in this test case", call.name), ToolStatus::NoFixture);
+    };
+    match fixture.answer(&call.args) {
+        Some((value, CallStatus::Ok)) => (fixture_text(value), ToolStatus::Fixture),
+        Some((value, status)) => {
+            let text = match value {
+                Value::Null if status == CallStatus::Timeout => format!("error: `{}` timed out", call.name),
+                Value::Null => format!("error: `{}` failed", call.name),
+                other => fixture_text(other),
+            };
+            (text, ToolStatus::FixtureError)
+        }
+        None => (
+            format!("error: no fixture of tool `{}` in this test case matches these arguments", call.name),
+            ToolStatus::NoFixture,
+        ),
     }
 }
 
@@ -189,5 +209,92 @@ fn fixture_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::golden::{Fixture, FixtureEntry};
+    use crate::ids::ToolName;
+    use crate::repo::{RepoPath, WorkTree};
+    use serde_json::json;
+
+    /// The example bundle of this repository and its first case.
+    fn example() -> (Bundle, Case) {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let tree = WorkTree::new(&root).expect("the workspace");
+        let mut diags = crate::diagnostic::Diagnostics::new();
+        let cfg = crate::config::load(&tree, &mut diags);
+        let manifest = RepoPath::parse("examples/refund-agent/bundle.yaml").expect("path");
+        let loaded = crate::workspace::load_bundle(&tree, &cfg, &manifest, &mut diags);
+        let ex = loaded.filter(|_| diags.is_empty()).unwrap_or_else(|| panic!("the example loads: {diags:?}"));
+        let case = ex.golden.cases[0].clone();
+        (ex.bundle, case)
+    }
+
+    fn call(name: &str, args: Value) -> ToolCall {
+        ToolCall { id: "toolu_1".into(), name: name.into(), args }
+    }
+
+    fn entry(args: Value, result: Value, status: CallStatus) -> FixtureEntry {
+        FixtureEntry { args: args.as_object().expect("args").clone(), result, status }
+    }
+
+    #[test]
+    fn the_list_form_answers_by_arguments_and_a_call_no_entry_matches_gets_an_error() {
+        let (bundle, mut case) = example();
+        let fixture = Fixture::ByArgs(vec![
+            entry(json!({"order_id": "A1", "reason": "damaged"}), json!({"refunded": 5}), CallStatus::Ok),
+            entry(json!({"order_id": "B2"}), json!("gateway 502"), CallStatus::Error),
+            entry(json!({"order_id": "C3"}), Value::Null, CallStatus::Timeout),
+        ]);
+        case.tool_results.insert(ToolName::parse("refund_order").unwrap(), fixture);
+        let answer = |args: Value| answer(&bundle, &case, &call("refund_order", args));
+        assert_eq!(
+            answer(json!({"order_id": "A1", "reason": "damaged", "amount": 5})),
+            ("{\"refunded\":5}".to_owned(), ToolStatus::Fixture)
+        );
+        assert_eq!(
+            answer(json!({"order_id": "B2", "amount": 1})),
+            ("gateway 502".to_owned(), ToolStatus::FixtureError)
+        );
+        assert_eq!(
+            answer(json!({"order_id": "C3"})),
+            ("error: `refund_order` timed out".to_owned(), ToolStatus::FixtureError)
+        );
+        let (text, status) = answer(json!({"order_id": "A1", "reason": "other"}));
+        assert_eq!(status, ToolStatus::NoFixture);
+        assert!(
+            text.contains("no fixture of tool `refund_order`") && text.contains("matches these arguments"),
+            "{text}"
+        );
+        // The map form still answers every call with its one value.
+        let (text, status) = answer_lookup(&bundle, &case);
+        assert_eq!(status, ToolStatus::Fixture, "{text}");
+    }
+
+    fn answer_lookup(bundle: &Bundle, case: &Case) -> (String, ToolStatus) {
+        answer(bundle, case, &call("lookup_order", json!({"order_id": "anything"})))
+    }
+
+    #[test]
+    fn a_changed_fixture_changes_the_transcript_key() {
+        let (bundle, case) = example();
+        let key = |c: &Case| super::super::cache::transcript_key(&bundle, c, 0, "live:x");
+        let mut listed = case.clone();
+        let list = |result: Value| Fixture::ByArgs(vec![entry(json!({"order_id": "A1042"}), result, CallStatus::Ok)]);
+        listed.tool_results.insert(ToolName::parse("lookup_order").unwrap(), list(json!({"total": 1})));
+        let mut changed = listed.clone();
+        changed.tool_results.insert(ToolName::parse("lookup_order").unwrap(), list(json!({"total": 2})));
+        let mut failed = listed.clone();
+        failed.tool_results.insert(
+            ToolName::parse("lookup_order").unwrap(),
+            Fixture::ByArgs(vec![entry(json!({"order_id": "A1042"}), json!({"total": 1}), CallStatus::Error)]),
+        );
+        assert_ne!(key(&case), key(&listed));
+        assert_ne!(key(&listed), key(&changed));
+        assert_ne!(key(&listed), key(&failed));
+        assert_eq!(key(&listed), key(&listed.clone()));
     }
 }

@@ -1,0 +1,196 @@
+//! The `evalgate` check: one check on every pull-request head and merge-queue group, always, so
+//! a team can mark it required. It sums up the evalgate checks of that head — failure when any
+//! failed, action_required when any waits for a person, success when all succeeded or were
+//! approved, or "no bundle touched" — and follows every change of them: it is recomputed from
+//! the database after each decision is published and whenever a run is started again, and its
+//! body is kept in `check_states`, published like any other decision.
+
+use super::checks::{GOLDEN_SET, PRE_REGISTRATION, bundle_check};
+use super::{Ctx, JobError};
+use crate::github::check::{CheckBody, Conclusion, Status};
+use crate::store::gate_runs::{GateRun, RunState};
+
+/// The name of the check to mark required.
+pub const EVALGATE: &str = "evalgate";
+
+/// What one summed-up check shows, as the aggregate reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    Pending,
+    Done(Conclusion),
+}
+
+/// One row of the aggregate's summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub name: String,
+    pub part: Part,
+    pub title: String,
+    pub link: Option<String>,
+}
+
+/// Before the head is read: created at once so a required check never waits on nothing.
+pub async fn begin(ctx: &Ctx, installation: u64, repo: &str, head: &str) -> Result<(), JobError> {
+    if ctx.store.check_state(repo, head, EVALGATE).await?.is_some() {
+        return Ok(());
+    }
+    let body = CheckBody::new(
+        Status::Queued,
+        "reading what changed",
+        "evalgate is reading which bundles this commit touches.",
+    );
+    set(ctx, installation, repo, head, &body).await
+}
+
+/// Recomputes the `evalgate` check on `head` from the database and keeps it for the publisher.
+pub async fn refresh(ctx: &Ctx, installation: u64, repo: &str, head: &str) -> Result<(), JobError> {
+    let Some(sync) = ctx.store.head_sync(repo, head).await? else {
+        return Ok(()); // not read yet: `begin` shows it queued
+    };
+    let mut rows = Vec::new();
+    for (name, body) in ctx.store.check_states_at(repo, head).await? {
+        if name != PRE_REGISTRATION && name != GOLDEN_SET {
+            continue;
+        }
+        let Ok(b) = serde_json::from_str::<CheckBody>(&body) else { continue };
+        let part = b.conclusion().map_or(Part::Pending, Part::Done);
+        rows.push(Row { name, part, title: b.title, link: None });
+    }
+    for run in ctx.store.runs_at_pair(repo, head, &sync.base_sha).await? {
+        rows.push(row_of_run(ctx, &run));
+    }
+    let body = sum(sync.touched, &rows);
+    set(ctx, installation, repo, head, &body).await
+}
+
+async fn set(ctx: &Ctx, installation: u64, repo: &str, head: &str, body: &CheckBody) -> Result<(), JobError> {
+    let json = serde_json::to_string(body).map_err(|e| JobError::Fatal(format!("check body: {e}")))?;
+    if ctx.store.set_check_state(repo, head, EVALGATE, installation, &json).await? {
+        ctx.publish_wake.notify_one();
+    }
+    Ok(())
+}
+
+fn row_of_run(ctx: &Ctx, run: &GateRun) -> Row {
+    let part = match run.state {
+        RunState::Completed => {
+            Part::Done(run.conclusion.as_deref().and_then(Conclusion::parse).unwrap_or(Conclusion::Failure))
+        }
+        RunState::Cancelled => Part::Done(Conclusion::Cancelled),
+        RunState::AwaitingApproval => Part::Done(Conclusion::ActionRequired),
+        RunState::AwaitingPreRegistration | RunState::Queued | RunState::InProgress => Part::Pending,
+    };
+    let title = match (&run.title, run.state) {
+        (Some(t), RunState::Completed | RunState::Cancelled) => t.clone(),
+        (_, RunState::AwaitingApproval) => "awaiting a writer's approval".to_owned(),
+        (_, RunState::AwaitingPreRegistration) => "waiting for the pre-registration".to_owned(),
+        (_, RunState::Queued) => "queued".to_owned(),
+        _ => "evaluating".to_owned(),
+    };
+    Row { name: bundle_check(&run.bundle), part, title, link: Some(ctx.details_url(&run.id)) }
+}
+
+/// The aggregate of `rows` for a head that touches `touched` bundles.
+pub fn sum(touched: u64, rows: &[Row]) -> CheckBody {
+    if touched == 0 && rows.is_empty() {
+        return CheckBody::new(
+            Status::Completed(Conclusion::Success),
+            "no bundle touched",
+            "This commit touches no evalgate bundle, so there is nothing to evaluate.",
+        );
+    }
+    let count = |c: Conclusion| rows.iter().filter(|r| r.part == Part::Done(c)).count();
+    let pending = rows.iter().filter(|r| r.part == Part::Pending).count();
+    let failed = count(Conclusion::Failure) + count(Conclusion::TimedOut);
+    let waiting = count(Conclusion::ActionRequired);
+    let cancelled = count(Conclusion::Cancelled);
+    let n = rows.len();
+    let runs = rows.iter().filter(|r| r.name != PRE_REGISTRATION && r.name != GOLDEN_SET).count();
+    let (status, title) = if failed > 0 {
+        (Status::Completed(Conclusion::Failure), format!("{failed} of {n} evalgate checks failed"))
+    } else if pending > 0 || runs < touched as usize {
+        (Status::InProgress, format!("{} of {n} evalgate checks finished", n - pending))
+    } else if waiting > 0 {
+        (Status::Completed(Conclusion::ActionRequired), format!("{waiting} of {n} evalgate checks await a person"))
+    } else if cancelled > 0 {
+        // A superseded head, a closed pull request, a destroyed merge group: nothing to merge.
+        (Status::Completed(Conclusion::Cancelled), format!("{cancelled} of {n} evalgate checks cancelled"))
+    } else {
+        (Status::Completed(Conclusion::Success), format!("all {n} evalgate checks passed or were approved"))
+    };
+    CheckBody::new(status, title, table(rows))
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from("| check | result | |\n|---|---|---|\n");
+    for r in rows {
+        let result = match &r.part {
+            Part::Pending => "pending",
+            Part::Done(c) => c.as_str(),
+        };
+        let title = r.title.replace('|', "\\|").replace(['\r', '\n'], " ");
+        let link = r.link.as_deref().map(|l| format!("[report]({l})")).unwrap_or_default();
+        out.push_str(&format!("| `{}` | {result}: {title} | {link} |\n", r.name));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, part: Part) -> Row {
+        Row { name: name.into(), part, title: "t".into(), link: None }
+    }
+
+    #[test]
+    fn nothing_touched_is_success() {
+        assert_eq!(sum(0, &[]).conclusion(), Some(Conclusion::Success));
+        assert_eq!(sum(0, &[]).title, "no bundle touched");
+    }
+
+    #[test]
+    fn a_touched_head_without_its_checks_yet_is_in_progress_never_success() {
+        assert_eq!(sum(2, &[]).status, Status::InProgress);
+        let one = [
+            row("evalgate/a", Part::Done(Conclusion::Success)),
+            row(PRE_REGISTRATION, Part::Done(Conclusion::Success)),
+        ];
+        assert_eq!(sum(2, &one).status, Status::InProgress, "the second bundle's check is not there yet");
+    }
+
+    #[test]
+    fn any_failure_fails_even_while_others_run() {
+        let rows = [row("a", Part::Pending), row("b", Part::Done(Conclusion::Failure))];
+        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::Failure));
+    }
+
+    #[test]
+    fn a_check_waiting_for_a_person_makes_it_action_required_once_the_rest_finished() {
+        let rows = [row("a", Part::Done(Conclusion::ActionRequired)), row("b", Part::Pending)];
+        assert_eq!(sum(2, &rows).status, Status::InProgress);
+        let rows = [row("a", Part::Done(Conclusion::ActionRequired)), row("b", Part::Done(Conclusion::Success))];
+        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::ActionRequired));
+    }
+
+    #[test]
+    fn approved_removals_and_passes_are_success() {
+        let rows = [row("a", Part::Done(Conclusion::Neutral)), row("b", Part::Done(Conclusion::Success))];
+        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::Success));
+    }
+
+    #[test]
+    fn a_cancelled_check_is_never_success() {
+        let rows = [row("a", Part::Done(Conclusion::Cancelled)), row("b", Part::Done(Conclusion::Success))];
+        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::Cancelled));
+    }
+
+    #[test]
+    fn the_summary_has_one_row_per_check_that_no_title_can_break() {
+        let mut r = row("evalgate/a", Part::Done(Conclusion::Failure));
+        r.title = "x | y\nz".into();
+        r.link = Some("http://e/runs/1?token=t".into());
+        let s = sum(1, &[r]).summary;
+        assert!(s.contains("| `evalgate/a` | failure: x \\| y z | [report](http://e/runs/1?token=t) |"), "{s}");
+    }
+}
