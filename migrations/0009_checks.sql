@@ -16,21 +16,30 @@ CREATE TABLE check_states (
     publish_after     BIGINT NOT NULL DEFAULT 0,
     publish_attempts  BIGINT NOT NULL DEFAULT 0,
     publish_error     TEXT,
+    -- The body GitHub was last brought to: a publication of the same body again writes nothing.
+    published_body    TEXT,
     updated_at        BIGINT NOT NULL,
     PRIMARY KEY (repo, head_sha, name)
 );
 CREATE INDEX check_states_unpublished ON check_states (publish_after);
 
--- What a head (a pull request's, or a merge-queue group's) was last read as: against which
--- base, and how many bundles it touches. The `evalgate` check sums up the runs of exactly this
--- (head, base) pair, and says "no bundle touched" only once this row says so.
+-- What a head was last read as, for each subject that has it as its head: a pull request
+-- (`subject` is its number) or a merge-queue group (`subject` 0). Two pull requests can share a
+-- head, and GitHub shows one `evalgate` check per commit, so that check sums up every open
+-- subject of the head: each against its own base. `touched` is NULL while the head is being read
+-- against `base_sha` (a first read, or a base that moved): the check is then pending, never an
+-- earlier read's success. `state` is 'open', 'closed' (the pull request closed, the group
+-- destroyed: left out while another subject of the head is open) or 'failed' (the read gave up:
+-- the check fails, never passes).
 CREATE TABLE head_syncs (
     repo       TEXT   NOT NULL,
     head_sha   TEXT   NOT NULL,
+    subject    BIGINT NOT NULL,
     base_sha   TEXT   NOT NULL,
-    touched    BIGINT NOT NULL,
+    touched    BIGINT,
+    state      TEXT   NOT NULL,
     updated_at BIGINT NOT NULL,
-    PRIMARY KEY (repo, head_sha)
+    PRIMARY KEY (repo, head_sha, subject)
 );
 
 -- Merge-queue groups: the group's head is compared with its base (what the base branch becomes

@@ -237,3 +237,37 @@ async fn the_pre_registration_entry_names_who_wrote_it_into_the_body() {
     assert_eq!(prereg.len(), 1, "{entries:#?}");
     assert_eq!(prereg[0]["actor"], "morgan");
 }
+
+#[tokio::test]
+async fn a_run_that_waited_for_its_pre_registration_is_evaluated_on_the_check_run_it_waited_on() {
+    let h = harness().await;
+    h.github.edit_body(REPO, 1, None);
+    h.pr_opened(1).await;
+    let waiting = h
+        .until("the run waits for the pre-registration", |_| {
+            h.checks(HEAD, DEMO).pop().filter(|c| c.title == "waiting for the pre-registration")
+        })
+        .await;
+    h.github.edit_body(REPO, 1, Some(PRE_REGISTRATION));
+    h.deliver("pull_request", &h.github.pull_request_event(REPO, 1, "edited")).await;
+    let gate = h.completed(HEAD, DEMO).await;
+    assert_eq!(gate.id, waiting.id, "updated in place, not left queued beside a second one");
+    assert_eq!(h.checks(HEAD, DEMO).len(), 1);
+}
+
+#[tokio::test]
+async fn a_rerun_of_a_closed_prs_check_evaluates_nothing() {
+    let h = harness().await;
+    h.pr_opened(1).await;
+    let gate = h.completed(HEAD, DEMO).await;
+    h.github.close_pr(REPO, 1);
+    h.deliver("pull_request", &h.github.pull_request_event(REPO, 1, "closed")).await;
+    let rerun = h.github.check_run_event(REPO, gate.id, "rerequested", None, "alex");
+    assert_eq!(h.deliver("check_run", &rerun).await, 202);
+    h.until("the re-run is turned down", |_| {
+        h.logs().contains("re-run of a closed pull request ignored").then_some(())
+    })
+    .await;
+    assert_eq!(h.checks(HEAD, DEMO).len(), 1, "no new check run for a closed pull request");
+    assert_eq!(h.checks(HEAD, DEMO)[0].conclusion.as_deref(), Some("success"));
+}

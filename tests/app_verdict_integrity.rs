@@ -191,6 +191,8 @@ async fn a_new_bundle_is_evaluated_on_head_alone_and_waits_for_approval() {
     assert!(h.checks(HEAD, DEMO).is_empty(), "agent/ is untouched");
     let golden = h.completed(HEAD, GOLDEN).await;
     assert!(golden.summary.contains("| bundle | (none) | ` added: newb/bundle.yaml ` |"), "{}", golden.summary);
+    assert_eq!(golden.conclusion.as_deref(), Some("action_required"));
+    assert_eq!(golden.details_url, format!("https://github.com/{REPO}/pull/1/files"), "where a person sees the change");
     // Only the head side ran: every agent call was the head version's.
     assert!(h.provider.calls().iter().all(|c| c.tool_choice.is_some() || c.system.contains("Version: head")));
 

@@ -258,3 +258,99 @@ async fn a_forks_rerun_resolves_to_its_pr_without_githubs_pull_request_list() {
     .await;
     assert_eq!(h.provider.call_count(), calls, "re-run from the cache");
 }
+
+/// A second pull request whose head is #1's head, against a base that already holds it (so it
+/// touches nothing).
+fn open_second_pr_on_the_same_head(h: &Harness, commits: &Commits) {
+    const RELEASE: &str = "5555555555555555555555555555555555555555";
+    let mut release = commits.head.clone();
+    release.insert("README.md".into(), b"# release branch\n".to_vec());
+    h.commit(RELEASE, &release);
+    h.github.set_parents(REPO, RELEASE, &[HEAD]);
+    h.github.open_pr(
+        REPO,
+        fake_github::PrSpec {
+            number: 2,
+            base_sha: RELEASE.into(),
+            head_sha: HEAD.into(),
+            base_ref: "release".into(),
+            head_ref: "change-1".into(),
+            body: None,
+            author: "mallory".into(),
+            fork: false,
+        },
+    );
+}
+
+#[tokio::test]
+async fn a_second_pr_on_the_same_head_that_touches_nothing_never_turns_evalgate_green() {
+    let (h, commits) = pr_with_gate("{ max_regression_rate: 0.0 }", "0%").await;
+    h.pr_opened(1).await;
+    concluded(&h, HEAD, EVALGATE, "failure").await;
+    open_second_pr_on_the_same_head(&h, &commits);
+    h.pr_opened(2).await;
+    h.until("pull request #2 was read", |_| h.logs().contains("pull request synchronised pr=2").then_some(())).await;
+    // The `evalgate` check is one per commit: #2's "nothing touched" cannot speak for #1.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let check = h.checks(HEAD, EVALGATE).pop().expect("the evalgate check");
+    assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
+    assert!(check.summary.contains("| `evalgate/demo` | failure"), "{}", check.summary);
+}
+
+#[tokio::test]
+async fn closing_one_of_two_prs_on_a_head_leaves_the_others_verdict() {
+    let (h, commits) = pr_with_gate("{ max_regression_rate: 0.0 }", "0%").await;
+    h.pr_opened(1).await;
+    concluded(&h, HEAD, EVALGATE, "failure").await;
+    open_second_pr_on_the_same_head(&h, &commits);
+    h.pr_opened(2).await;
+    h.github.close_pr(REPO, 1);
+    h.deliver("pull_request", &h.github.pull_request_event(REPO, 1, "closed")).await;
+    // Only #2 (nothing touched at its base) is open on the head now.
+    let check = concluded(&h, HEAD, EVALGATE, "success").await;
+    assert!(!check.summary.contains("evalgate/demo"), "#1's runs are not #2's: {}", check.summary);
+}
+
+#[tokio::test]
+async fn a_moved_base_shows_evalgate_pending_until_the_new_pair_is_read() {
+    let (h, commits) = pr_with_gate("{ max_regression_rate: 0.5 }", "50%").await;
+    h.pr_opened(1).await;
+    concluded(&h, HEAD, EVALGATE, "success").await;
+    // The base branch moves to a commit that holds the head, and GitHub cannot list the files.
+    const MOVED: &str = "6666666666666666666666666666666666666666";
+    h.commit(MOVED, &commits.head);
+    h.github.set_parents(REPO, MOVED, &[HEAD]);
+    h.github.set_branch(REPO, "release", MOVED);
+    h.github.retarget(REPO, 1, "release");
+    h.github.fail("GET /repos/*/*/pulls/*/files", 10_000, fake_github::Failure::Status(500));
+    h.deliver("pull_request", &h.github.pull_request_event(REPO, 1, "edited")).await;
+    // The old pair's success no longer shows while the new pair cannot be read.
+    let pending = h
+        .until("evalgate is pending again", |_| h.checks(HEAD, EVALGATE).pop().filter(|c| c.status != "completed"))
+        .await;
+    assert_eq!(h.checks(HEAD, EVALGATE).len(), 1, "{pending:#?}");
+    h.github.clear_failures();
+    h.deliver("pull_request", &h.github.pull_request_event(REPO, 1, "edited")).await;
+    concluded(&h, HEAD, EVALGATE, "success").await;
+}
+
+#[tokio::test]
+async fn a_bundle_named_like_an_evalgate_check_fails_under_a_name_of_its_own() {
+    let h = Harness::start(Arc::new(moving())).await;
+    let mut commits = Commits::of(&Spec { gate: "{ max_regression_rate: 0.5 }", ..Spec::new(4) });
+    let manifest = commits.head.get_mut("agent/bundle.yaml").expect("the head's manifest");
+    *manifest =
+        String::from_utf8(manifest.clone()).expect("utf-8").replace("bundle: demo", "bundle: golden-set").into();
+    h.commit(BASE, &commits.base);
+    h.commit(HEAD, &commits.head);
+    h.open_pr(1, BASE, HEAD, Some(PRE_REGISTRATION), false);
+    h.pr_opened(1).await;
+    concluded(&h, HEAD, EVALGATE, "failure").await;
+    let runs = h.github.check_runs(REPO);
+    let invalid = runs.iter().find(|c| c.name.starts_with("evalgate/invalid-")).expect("the bundle's own check");
+    assert_eq!(invalid.conclusion.as_deref(), Some("failure"), "{invalid:#?}");
+    assert!(invalid.summary.contains("reserved"), "{}", invalid.summary);
+    for c in runs.iter().filter(|c| c.name == "evalgate/golden-set") {
+        assert!(!c.details_url.contains("/runs/"), "no gate run stands in for the golden-set check: {c:#?}");
+    }
+}

@@ -8,6 +8,7 @@ mod exit;
 mod flow;
 mod git;
 mod github;
+mod jobs;
 mod link;
 mod logging;
 mod metrics;

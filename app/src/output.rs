@@ -12,8 +12,6 @@ use evaluators::report::{AgreementInfo, Change, Comparison, JudgeInfo, Report, S
 use serde_json::{Value, json};
 use std::path::Path;
 
-const SUMMARY_TEMPLATE: &str = include_str!("../../templates/check-summary.md.hbs");
-
 pub fn json(r: &Report) -> anyhow::Result<String> {
     let mut s = serde_json::to_string_pretty(r).context("serialising the report")?;
     s.push('\n');
@@ -21,11 +19,7 @@ pub fn json(r: &Report) -> anyhow::Result<String> {
 }
 
 pub fn markdown(r: &Report) -> anyhow::Result<String> {
-    let mut hb = handlebars::Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    hb.register_template_string("summary", SUMMARY_TEMPLATE).context("templates/check-summary.md.hbs")?;
-    hb.render("summary", &view(r)).context("rendering templates/check-summary.md.hbs")
+    crate::render::Templates::shared()?.markdown("check-summary", &view(r))
 }
 
 pub fn junit(r: &Report) -> anyhow::Result<String> {

@@ -15,8 +15,11 @@ const PRE_REGISTRATION: &str = include_str!("../../templates/pre-registration.md
 const GOLDEN_SET: &str = include_str!("../../templates/golden-set.md.hbs");
 const PIN_BUMP: &str = include_str!("../../templates/pin-bump.md.hbs");
 const REPORT_PAGE: &str = include_str!("../../templates/report.html.hbs");
+const CHECK_SUMMARY: &str = include_str!("../../templates/check-summary.md.hbs");
+const SETUP_PAGE: &str = include_str!("../../templates/setup.html.hbs");
 
-/// The compiled templates.
+/// The compiled templates: every one of `templates/`, in one registry for markdown (GitHub's
+/// text: nothing escaped) and one for HTML (everything escaped).
 pub struct Templates {
     markdown: Handlebars<'static>,
     html: Handlebars<'static>,
@@ -33,11 +36,27 @@ impl Templates {
             .context("templates/pre-registration.md.hbs")?;
         markdown.register_template_string("golden-set", GOLDEN_SET).context("templates/golden-set.md.hbs")?;
         markdown.register_template_string("pin-bump", PIN_BUMP).context("templates/pin-bump.md.hbs")?;
+        markdown.register_template_string("check-summary", CHECK_SUMMARY).context("templates/check-summary.md.hbs")?;
         // The page escapes everything it shows: case inputs and outputs are untrusted text.
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
         html.register_template_string("report", REPORT_PAGE).context("templates/report.html.hbs")?;
+        html.register_template_string("setup", SETUP_PAGE).context("templates/setup.html.hbs")?;
         Ok(Templates { markdown, html })
+    }
+
+    /// One compiled set for the whole process (the CLI's report writer, `evalgate setup`).
+    pub fn shared() -> anyhow::Result<&'static Templates> {
+        static SHARED: std::sync::OnceLock<Result<Templates, String>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| Templates::new().map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// `templates/{name}.html.hbs` rendered with `data`, every value escaped for HTML.
+    pub fn html(&self, name: &str, data: &Value) -> anyhow::Result<String> {
+        self.html.render(name, data).with_context(|| format!("rendering templates/{name}.html.hbs"))
     }
 
     pub fn markdown(&self, name: &str, data: &Value) -> anyhow::Result<String> {
@@ -45,7 +64,7 @@ impl Templates {
     }
 
     pub fn report_page(&self, data: &Value) -> anyhow::Result<String> {
-        self.html.render("report", data).context("rendering templates/report.html.hbs")
+        self.html("report", data)
     }
 }
 
@@ -86,6 +105,15 @@ pub fn fit(text: &str, limit: usize, link: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_template_compiles_into_the_one_registry() {
+        let t = Templates::shared().expect("the templates compile");
+        let err = t.markdown("no-such-template", &serde_json::json!({})).expect_err("unknown");
+        assert!(format!("{err:#}").contains("templates/no-such-template.md.hbs"), "{err:#}");
+        // Strict mode: a field the data lacks is an error, never an empty string.
+        assert!(t.html("report", &serde_json::json!({})).is_err());
+    }
 
     #[test]
     fn short_text_is_left_alone() {

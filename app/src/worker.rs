@@ -4,7 +4,7 @@
 //! that panics fails its attempt, not the worker; a worker whose task ends anyway is started
 //! again.
 
-use crate::flow::{self, Ctx, JobError};
+use crate::jobs::{Ctx, JobError, dispatch};
 use crate::store::Store;
 use crate::store::jobs::Job;
 use futures_util::FutureExt as _;
@@ -102,11 +102,11 @@ async fn work(ctx: Arc<Ctx>, owner: String, lease_ms: i64, stop: watch::Receiver
         }
         let run = |job: Job| {
             let ctx = ctx.clone();
-            async move { flow::run_job(&ctx, &job).await }
+            async move { dispatch::run_job(&ctx, &job).await }
         };
         let gave_up = |job: Job, error: String| {
             let ctx = ctx.clone();
-            async move { flow::gave_up(&ctx, &job, &error).await }
+            async move { dispatch::gave_up(&ctx, &job, &error).await }
         };
         let m = &ctx.metrics;
         match run_once(&ctx.store, &owner, lease_ms, run, gave_up).await {

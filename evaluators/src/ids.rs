@@ -34,15 +34,23 @@ impl BundleName {
             && b.len() <= 63
             && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
             && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
-        if ok {
-            Ok(BundleName(s.to_owned()))
-        } else {
-            Err(format!(
+        if !ok {
+            return Err(format!(
                 "bundle name `{s}` is not valid: use 1 to 63 lowercase letters, digits and `-`, starting with a letter or digit"
-            ))
+            ));
         }
+        if RESERVED_BUNDLE_NAMES.contains(&s) {
+            return Err(format!(
+                "bundle name `{s}` is reserved: `evalgate/{s}` is the name of one of evalgate's own checks"
+            ));
+        }
+        Ok(BundleName(s.to_owned()))
     }
 }
+
+/// Names no bundle may take: `evalgate/<name>` is one of evalgate's own check runs, and a
+/// bundle's check of that name would stand in for it.
+pub const RESERVED_BUNDLE_NAMES: [&str; 2] = ["pre-registration", "golden-set"];
 
 /// A tool's name as the providers accept it: `^[a-zA-Z0-9_-]{1,64}$`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -155,6 +163,15 @@ mod tests {
         assert!(BundleName::parse("Refund").is_err());
         assert!(BundleName::parse(&"a".repeat(64)).is_err());
         assert!(BundleName::parse(&"a".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn a_bundle_cannot_take_the_name_of_an_evalgate_check() {
+        for name in RESERVED_BUNDLE_NAMES {
+            let err = BundleName::parse(name).expect_err("reserved");
+            assert!(err.contains("reserved") && err.contains(&format!("evalgate/{name}")), "{err}");
+        }
+        assert!(BundleName::parse("golden-set-2").is_ok());
     }
 
     #[test]

@@ -85,7 +85,7 @@ impl Entry {
 
     /// The sha256 the entry should carry.
     pub fn compute_sha256(&self) -> String {
-        Sha256::digest(self.canonical().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(Sha256::digest(self.canonical().as_bytes()))
     }
 }
 

@@ -2,8 +2,8 @@
 //! it), then the database, the GitHub App client, the shared model client, workers and HTTP.
 
 use crate::exit::Outcome;
-use crate::flow::Ctx;
 use crate::github::GitHubApp;
+use crate::jobs::Ctx;
 use crate::link::LinkSigner;
 use crate::render::Templates;
 use crate::server::{self, App};

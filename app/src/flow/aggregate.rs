@@ -9,6 +9,7 @@ use super::checks::{GOLDEN_SET, PRE_REGISTRATION, bundle_check};
 use super::{Ctx, JobError};
 use crate::github::check::{CheckBody, Conclusion, Status};
 use crate::store::gate_runs::{GateRun, RunState};
+use crate::store::head_syncs::Read;
 
 /// The name of the check to mark required.
 pub const EVALGATE: &str = "evalgate";
@@ -29,46 +30,103 @@ pub struct Row {
     pub link: Option<String>,
 }
 
-/// Before the head is read: created at once so a required check never waits on nothing.
-pub async fn begin(ctx: &Ctx, installation: u64, repo: &str, head: &str) -> Result<(), JobError> {
-    if ctx.store.check_state(repo, head, EVALGATE).await?.is_some() {
-        return Ok(());
+/// A subject (a pull request's number, or `MERGE_GROUP`) starts reading `head`: the check is
+/// created at once, so a required check never waits on nothing, and goes back to pending when
+/// the base moved, so an earlier read's success never shows for a pair not yet read. `base` is
+/// `None` before the merge base is known.
+pub async fn begin(
+    ctx: &Ctx,
+    installation: u64,
+    repo: &str,
+    head: &str,
+    subject: u64,
+    base: Option<&str>,
+) -> Result<(), JobError> {
+    if ctx.store.begin_head_sync(repo, head, subject, base).await? {
+        refresh(ctx, installation, repo, head).await?;
     }
-    let body = CheckBody::new(
-        Status::Queued,
-        "reading what changed",
-        "evalgate is reading which bundles this commit touches.",
-    );
-    set(ctx, installation, repo, head, &body).await
+    Ok(())
 }
 
-/// Recomputes the `evalgate` check on `head` from the database and keeps it for the publisher.
+/// The subject read `head` against `base`: `touched` bundles, every run of them recorded.
+pub async fn read(
+    ctx: &Ctx,
+    installation: u64,
+    repo: &str,
+    head: &str,
+    subject: u64,
+    base: &str,
+    touched: u64,
+) -> Result<(), JobError> {
+    ctx.store.set_head_sync(repo, head, subject, base, touched).await?;
+    refresh(ctx, installation, repo, head).await
+}
+
+/// The subject no longer has `head` to merge (closed, destroyed), or its read gave up
+/// (`failed`: the check fails rather than waiting forever).
+pub async fn end(
+    ctx: &Ctx,
+    installation: u64,
+    repo: &str,
+    head: &str,
+    subject: u64,
+    failed: bool,
+) -> Result<(), JobError> {
+    if ctx.store.end_head_sync(repo, head, subject, failed).await? {
+        refresh(ctx, installation, repo, head).await?;
+    }
+    Ok(())
+}
+
+/// Something the check on `head` sums up changed (committed before this call): the publisher
+/// works the check out again from the database and brings GitHub in line. Working it out at
+/// publication, under the publication's lease, means two changes at once can never leave an
+/// older sum showing.
 pub async fn refresh(ctx: &Ctx, installation: u64, repo: &str, head: &str) -> Result<(), JobError> {
-    let Some(sync) = ctx.store.head_sync(repo, head).await? else {
-        return Ok(()); // not read yet: `begin` shows it queued
-    };
+    ctx.store.mark_check_state(repo, head, EVALGATE, installation).await?;
+    ctx.publish_wake.notify_one();
+    Ok(())
+}
+
+/// The `evalgate` check on `head`, worked out from the database: every open subject of the
+/// head, each with its runs against its own base, and the head's pre-registration and
+/// golden-set checks. When every subject is closed, what they last were (cancelled runs).
+/// `None` when no subject has begun reading it.
+pub async fn compute(ctx: &Ctx, repo: &str, head: &str) -> Result<Option<CheckBody>, JobError> {
+    let syncs = ctx.store.head_syncs(repo, head).await?;
+    if syncs.is_empty() {
+        return Ok(None);
+    }
+    let open: Vec<_> = syncs.iter().filter(|s| s.read != Read::Closed).collect();
+    let subjects = if open.is_empty() { syncs.iter().collect() } else { open };
     let mut rows = Vec::new();
     for (name, body) in ctx.store.check_states_at(repo, head).await? {
         if name != PRE_REGISTRATION && name != GOLDEN_SET {
             continue;
         }
-        let Ok(b) = serde_json::from_str::<CheckBody>(&body) else { continue };
+        let b = serde_json::from_str::<CheckBody>(&body)
+            .map_err(|e| JobError::Fatal(format!("stored `{name}` check on {head}: {e}")))?;
         let part = b.conclusion().map_or(Part::Pending, Part::Done);
         rows.push(Row { name, part, title: b.title, link: None });
     }
-    for run in ctx.store.runs_at_pair(repo, head, &sync.base_sha).await? {
-        rows.push(row_of_run(ctx, &run));
+    let (mut touched, mut reading) = (0, false);
+    for sync in subjects {
+        match sync.read {
+            Read::Reading => reading = true,
+            Read::Touched(n) => touched += n,
+            Read::Failed => rows.push(Row {
+                name: EVALGATE.to_owned(),
+                part: Part::Done(Conclusion::Failure),
+                title: "what this commit changes could not be read; re-run the check".to_owned(),
+                link: None,
+            }),
+            Read::Closed => {}
+        }
+        for run in ctx.store.runs_at_pair(repo, sync.subject, head, &sync.base_sha).await? {
+            rows.push(row_of_run(ctx, &run));
+        }
     }
-    let body = sum(sync.touched, &rows);
-    set(ctx, installation, repo, head, &body).await
-}
-
-async fn set(ctx: &Ctx, installation: u64, repo: &str, head: &str, body: &CheckBody) -> Result<(), JobError> {
-    let json = serde_json::to_string(body).map_err(|e| JobError::Fatal(format!("check body: {e}")))?;
-    if ctx.store.set_check_state(repo, head, EVALGATE, installation, &json).await? {
-        ctx.publish_wake.notify_one();
-    }
-    Ok(())
+    Ok(Some(sum(touched, reading, &rows)))
 }
 
 fn row_of_run(ctx: &Ctx, run: &GateRun) -> Row {
@@ -90,8 +148,16 @@ fn row_of_run(ctx: &Ctx, run: &GateRun) -> Row {
     Row { name: bundle_check(&run.bundle), part, title, link: Some(ctx.details_url(&run.id)) }
 }
 
-/// The aggregate of `rows` for a head that touches `touched` bundles.
-pub fn sum(touched: u64, rows: &[Row]) -> CheckBody {
+/// The aggregate of `rows` for a head that touches `touched` bundles; `reading` while a subject
+/// is still reading what the head changes.
+pub fn sum(touched: u64, reading: bool, rows: &[Row]) -> CheckBody {
+    if reading && rows.is_empty() {
+        return CheckBody::new(
+            Status::Queued,
+            "reading what changed",
+            "evalgate is reading which bundles this commit touches.",
+        );
+    }
     if touched == 0 && rows.is_empty() {
         return CheckBody::new(
             Status::Completed(Conclusion::Success),
@@ -105,10 +171,10 @@ pub fn sum(touched: u64, rows: &[Row]) -> CheckBody {
     let waiting = count(Conclusion::ActionRequired);
     let cancelled = count(Conclusion::Cancelled);
     let n = rows.len();
-    let runs = rows.iter().filter(|r| r.name != PRE_REGISTRATION && r.name != GOLDEN_SET).count();
+    let runs = rows.iter().filter(|r| r.name != PRE_REGISTRATION && r.name != GOLDEN_SET && r.name != EVALGATE).count();
     let (status, title) = if failed > 0 {
         (Status::Completed(Conclusion::Failure), format!("{failed} of {n} evalgate checks failed"))
-    } else if pending > 0 || runs < touched as usize {
+    } else if reading || pending > 0 || runs < touched as usize {
         (Status::InProgress, format!("{} of {n} evalgate checks finished", n - pending))
     } else if waiting > 0 {
         (Status::Completed(Conclusion::ActionRequired), format!("{waiting} of {n} evalgate checks await a person"))
@@ -145,44 +211,52 @@ mod tests {
 
     #[test]
     fn nothing_touched_is_success() {
-        assert_eq!(sum(0, &[]).conclusion(), Some(Conclusion::Success));
-        assert_eq!(sum(0, &[]).title, "no bundle touched");
+        assert_eq!(sum(0, false, &[]).conclusion(), Some(Conclusion::Success));
+        assert_eq!(sum(0, false, &[]).title, "no bundle touched");
     }
 
     #[test]
     fn a_touched_head_without_its_checks_yet_is_in_progress_never_success() {
-        assert_eq!(sum(2, &[]).status, Status::InProgress);
+        assert_eq!(sum(2, false, &[]).status, Status::InProgress);
         let one = [
             row("evalgate/a", Part::Done(Conclusion::Success)),
             row(PRE_REGISTRATION, Part::Done(Conclusion::Success)),
         ];
-        assert_eq!(sum(2, &one).status, Status::InProgress, "the second bundle's check is not there yet");
+        assert_eq!(sum(2, false, &one).status, Status::InProgress, "the second bundle's check is not there yet");
+    }
+
+    #[test]
+    fn a_head_still_being_read_is_pending_whatever_else_is_known() {
+        assert_eq!(sum(0, true, &[]).status, Status::Queued);
+        let passed = [row(PRE_REGISTRATION, Part::Done(Conclusion::Success))];
+        assert_eq!(sum(0, true, &passed).status, Status::InProgress, "one subject is not read yet");
+        assert_eq!(sum(0, false, &passed).conclusion(), Some(Conclusion::Success));
     }
 
     #[test]
     fn any_failure_fails_even_while_others_run() {
         let rows = [row("a", Part::Pending), row("b", Part::Done(Conclusion::Failure))];
-        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::Failure));
+        assert_eq!(sum(2, false, &rows).conclusion(), Some(Conclusion::Failure));
     }
 
     #[test]
     fn a_check_waiting_for_a_person_makes_it_action_required_once_the_rest_finished() {
         let rows = [row("a", Part::Done(Conclusion::ActionRequired)), row("b", Part::Pending)];
-        assert_eq!(sum(2, &rows).status, Status::InProgress);
+        assert_eq!(sum(2, false, &rows).status, Status::InProgress);
         let rows = [row("a", Part::Done(Conclusion::ActionRequired)), row("b", Part::Done(Conclusion::Success))];
-        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::ActionRequired));
+        assert_eq!(sum(2, false, &rows).conclusion(), Some(Conclusion::ActionRequired));
     }
 
     #[test]
     fn approved_removals_and_passes_are_success() {
         let rows = [row("a", Part::Done(Conclusion::Neutral)), row("b", Part::Done(Conclusion::Success))];
-        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::Success));
+        assert_eq!(sum(2, false, &rows).conclusion(), Some(Conclusion::Success));
     }
 
     #[test]
     fn a_cancelled_check_is_never_success() {
         let rows = [row("a", Part::Done(Conclusion::Cancelled)), row("b", Part::Done(Conclusion::Success))];
-        assert_eq!(sum(2, &rows).conclusion(), Some(Conclusion::Cancelled));
+        assert_eq!(sum(2, false, &rows).conclusion(), Some(Conclusion::Cancelled));
     }
 
     #[test]
@@ -190,7 +264,7 @@ mod tests {
         let mut r = row("evalgate/a", Part::Done(Conclusion::Failure));
         r.title = "x | y\nz".into();
         r.link = Some("http://e/runs/1?token=t".into());
-        let s = sum(1, &[r]).summary;
+        let s = sum(1, false, &[r]).summary;
         assert!(s.contains("| `evalgate/a` | failure: x \\| y z | [report](http://e/runs/1?token=t) |"), "{s}");
     }
 }

@@ -183,7 +183,8 @@ async fn evaluate_run(ctx: &Arc<Ctx>, run: crate::store::gate_runs::GateRun) -> 
                 conclusion = "action_required";
                 title = format!("new bundle not approved on its pull request ({title})");
             }
-            (_, Some((who, number))) if conclusion != "success" => {
+            // An override passes a failed gate; it never stands in for an incomplete evaluation.
+            (_, Some((who, number))) if conclusion == "failure" => {
                 conclusion = "success";
                 title = format!("gate overridden by @{who} on #{number}: {title}");
             }

@@ -20,7 +20,7 @@ pub async fn checks_requested(ctx: &Arc<Ctx>, group: MergeGroup) -> Result<(), J
     let (repo, head, base) = (group.repo.as_str(), group.head_sha.as_str(), group.base_sha.as_str());
     ctx.store.upsert_merge_group(&group).await?;
     ctx.store.remember_repository(repo, group.installation_id).await?;
-    aggregate::begin(ctx, group.installation_id, repo, head).await?;
+    aggregate::begin(ctx, group.installation_id, repo, head, MERGE_GROUP, Some(base)).await?;
     let gh = ctx.github.installation(group.installation_id)?;
     let base_tree = CommitTree::fetch(&gh, repo, base).await?;
     let head_tree = CommitTree::fetch(&gh, repo, head).await?;
@@ -54,11 +54,11 @@ pub async fn checks_requested(ctx: &Arc<Ctx>, group: MergeGroup) -> Result<(), J
         }
         let unposted = run.state == RunState::Queued && ctx.store.run_check(&run.id).await?.is_none();
         if created || unposted {
-            pr::start(ctx, &gh, repo, head, &t.name, &run.id, RunState::Queued).await?;
+            let previous = (!created).then_some(run.state);
+            pr::start(ctx, &gh, repo, head, &t.name, &run.id, RunState::Queued, previous).await?;
         }
     }
-    ctx.store.set_head_sync(repo, head, base, touched.len() as u64).await?;
-    aggregate::refresh(ctx, group.installation_id, repo, head).await
+    aggregate::read(ctx, group.installation_id, repo, head, MERGE_GROUP, base, touched.len() as u64).await
 }
 
 /// "Re-run" on one of the group's checks (`name`), or on its suite: its finished evaluations
@@ -69,12 +69,9 @@ pub async fn rerun(ctx: &Arc<Ctx>, group: MergeGroup, name: Option<&str>) -> Res
         return Ok(());
     }
     let (repo, head) = (group.repo.as_str(), group.head_sha.as_str());
-    let runs = ctx.store.runs_at_pair(repo, head, &group.base_sha).await?;
-    let wanted: Vec<&GateRun> = runs
-        .iter()
-        .filter(|r| r.pr_number == MERGE_GROUP)
-        .filter(|r| name.is_none_or(|n| n == super::checks::bundle_check(&r.bundle)))
-        .collect();
+    let runs = ctx.store.runs_at_pair(repo, MERGE_GROUP, head, &group.base_sha).await?;
+    let wanted: Vec<&GateRun> =
+        runs.iter().filter(|r| name.is_none_or(|n| n == super::checks::bundle_check(&r.bundle))).collect();
     if wanted.is_empty() {
         // `evalgate` itself, or a suite with nothing stored: read the group again.
         return checks_requested(ctx, group).await;
@@ -84,8 +81,7 @@ pub async fn rerun(ctx: &Arc<Ctx>, group: MergeGroup, name: Option<&str>) -> Res
         if !run.state.is_final() || matches!(run.kind, RunKind::Duplicate | RunKind::Removed) {
             continue;
         }
-        ctx.store.reopen_run(&run.id, RunState::Queued).await?;
-        pr::start(ctx, &gh, repo, head, &run.bundle, &run.id, RunState::Queued).await?;
+        pr::start(ctx, &gh, repo, head, &run.bundle, &run.id, RunState::Queued, Some(run.state)).await?;
     }
     aggregate::refresh(ctx, group.installation_id, repo, head).await
 }
@@ -97,8 +93,8 @@ pub async fn destroyed(ctx: &Ctx, group: MergeGroup) -> Result<(), JobError> {
         return Ok(()); // never asked for checks: nothing runs
     };
     ctx.store.upsert_merge_group(&MergeGroup { destroyed: true, ..known.clone() }).await?;
-    for run in ctx.store.runs_at_pair(repo, head, &known.base_sha).await? {
-        if run.pr_number != MERGE_GROUP || run.state.is_final() {
+    for run in ctx.store.runs_at_pair(repo, MERGE_GROUP, head, &known.base_sha).await? {
+        if run.state.is_final() {
             continue;
         }
         let title = "cancelled: the merge group was destroyed";
@@ -117,7 +113,8 @@ pub async fn destroyed(ctx: &Ctx, group: MergeGroup) -> Result<(), JobError> {
         )
         .await?;
     }
-    Ok(())
+    // Also when nothing had a check run to cancel: the group's `evalgate` follows.
+    aggregate::end(ctx, known.installation_id, repo, head, MERGE_GROUP, false).await
 }
 
 /// A pull request's decision by a person that holds for this group's run too: the same bundle
@@ -144,6 +141,19 @@ pub async fn carried(ctx: &Ctx, run: &GateRun, report: Option<&Report>) -> Resul
             _ => false,
         };
         if !same_content {
+            continue;
+        }
+        // Only a pull request that is still open at that head speaks for the group: not a
+        // closed one, nor an older head of it.
+        let current =
+            ctx.store.pr(&pr_run.repo, pr_run.pr_number).await?.is_some_and(|p| p.head_sha == pr_run.head_sha);
+        let open = ctx
+            .store
+            .head_syncs(&pr_run.repo, &pr_run.head_sha)
+            .await?
+            .iter()
+            .any(|s| s.subject == pr_run.pr_number && matches!(s.read, crate::store::head_syncs::Read::Touched(_)));
+        if !(current && open) {
             continue;
         }
         let who = match &pr_run.override_by {

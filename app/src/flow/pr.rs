@@ -14,7 +14,6 @@ use crate::github::tree::CommitTree;
 use crate::store::audit::NewEntry;
 use crate::store::gate_runs::{Decision, GateRun, Guard, RunKind};
 use crate::store::gate_runs::{NewGateRun, RunState};
-use crate::store::jobs::JobKind;
 use evaluators::gate::{Key, fmt_value};
 use evaluators::instrument;
 use evaluators::preregistration::{self, PreRegistration, Problem};
@@ -77,11 +76,14 @@ pub async fn sync(
     }
     let head = pr.head.sha.clone();
     // The one check to mark required exists from the first moment, so it never waits on nothing.
-    super::aggregate::begin(ctx, installation, repo, &head).await?;
+    super::aggregate::begin(ctx, installation, repo, &head, number, None).await?;
     // What is compared: the merge base of the head and the base branch, as `evalgate eval` does.
     // A result holds for this (base, head) pair only: a new base branch, or a head that merged
     // the base branch, is evaluated again.
     let base = gh.merge_base(repo, &pr.base.git_ref, &head).await?;
+    // A base other than the one last read: pending until this pair is read, never the old
+    // pair's result.
+    super::aggregate::begin(ctx, installation, repo, &head, number, Some(&base)).await?;
     let fork = pr.is_fork();
     ctx.store.upsert_pr(repo, number, installation, &head, &base, fork).await?;
     ctx.store.remember_repository(repo, installation).await?;
@@ -93,8 +95,7 @@ pub async fn sync(
     let touched = touched::find(&gh, &base_tree, &head_tree, &files).await?;
     tracing::info!(pr = number, head = %head, base = %base, touched = touched.len(), "pull request synchronised");
     if touched.is_empty() {
-        ctx.store.set_head_sync(repo, &head, &base, 0).await?;
-        return super::aggregate::refresh(ctx, installation, repo, &head).await;
+        return super::aggregate::read(ctx, installation, repo, &head, number, &base, 0).await;
     }
 
     let prereg = preregistration::parse(pr.body.as_deref());
@@ -129,7 +130,7 @@ pub async fn sync(
         };
         sides.push((t, b, h));
     }
-    post_golden_set(ctx, installation, repo, number, &head, &sides).await?;
+    post_golden_set(ctx, installation, repo, (number, &pr.html_url), &head, &sides).await?;
 
     for t in &touched {
         let kind = t.kind();
@@ -169,21 +170,16 @@ pub async fn sync(
         let waiting_for_body = run.state == RunState::AwaitingPreRegistration;
         // A run queued by an earlier attempt of this job that failed before its check run was
         // posted is started again.
-        let unposted = run.state == RunState::Queued
-            && ctx.store.check_run_id(repo, &head, &bundle_check(&t.name)).await?.is_none();
+        let unposted = run.state == RunState::Queued && ctx.store.run_check(&run.id).await?.is_none();
         // Cancelled while the pull request was closed, and it is open again: evaluate again.
         let reopened = run.state == RunState::Cancelled;
         if !(created || unposted || reopened || (waiting_for_body && prereg.is_ok())) {
             continue;
         }
-        if !created {
-            ctx.store.reopen_run(&run.id, state).await?;
-        }
-        start(ctx, &gh, repo, &head, &t.name, &run.id, state).await?;
+        start(ctx, &gh, repo, &head, &t.name, &run.id, state, (!created).then_some(run.state)).await?;
     }
     // Every run of this pair exists now: the aggregate can tell "still running" from "done".
-    ctx.store.set_head_sync(repo, &head, &base, touched.len() as u64).await?;
-    super::aggregate::refresh(ctx, installation, repo, &head).await?;
+    super::aggregate::read(ctx, installation, repo, &head, number, &base, touched.len() as u64).await?;
     super::comment::update(ctx, &gh, repo, number).await?;
     Ok(())
 }
@@ -325,6 +321,13 @@ pub async fn apply_bundle_approval(
 }
 
 /// Puts a gate run's check run in the state `state` asks for, and queues the evaluation.
+/// Shows a run that is about to be evaluated, or waits, on its check run, then starts it (see
+/// `Store::start_run`). `previous` is the state it is opened again from; `None` for a run
+/// created just now. A check run that is still open (waiting for the pre-registration) is
+/// updated in place; a finished one (a re-run, an approval) is followed by a fresh one, as
+/// GitHub expects. GitHub is written first: a failure after it only leaves a check run that a
+/// retry supersedes, never a run queued with nothing to run it.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn start(
     ctx: &Ctx,
     gh: &Installation,
@@ -333,6 +336,7 @@ pub(super) async fn start(
     bundle: &str,
     run_id: &str,
     state: RunState,
+    previous: Option<RunState>,
 ) -> Result<(), JobError> {
     let name = bundle_check(bundle);
     let details = ctx.details_url(run_id);
@@ -354,18 +358,17 @@ pub(super) async fn start(
             "output": checks::output("queued", "The evaluation is queued.", None),
         }),
     };
-    let id = match ctx.store.check_run_id(repo, head, &name).await? {
-        Some(id) if state != RunState::Queued => {
+    let finished_on_github = previous.is_none_or(|p| p.is_final() || p == RunState::AwaitingApproval);
+    let id = match ctx.store.run_check(run_id).await? {
+        Some(id) if !finished_on_github => {
             checks::update(gh, repo, id, &body).await?;
             id
         }
-        // New, or queued after a wait or a re-run: a fresh check run, as GitHub expects.
         _ => checks::create(ctx, gh, repo, head, &name, body).await?,
     };
-    // The run's own check run: what its decision is published on.
-    ctx.store.set_run_check(run_id, id).await?;
+    // The run's own check run, what its decision is published on, and its evaluation: together.
+    ctx.store.start_run(run_id, state, id, previous.is_some()).await?;
     if state == RunState::Queued {
-        ctx.store.enqueue(JobKind::Gate, &json!({ "gate_run": run_id })).await?;
         ctx.wake.notify_waiters();
     }
     Ok(())
@@ -408,8 +411,14 @@ pub fn approved_title(waiting_title: &str, actor: &str) -> String {
 }
 
 /// The body of an `evalgate/golden-set` check run.
-pub fn golden_body(title: &str, summary: &str, conclusion: Conclusion) -> CheckBody {
-    CheckBody::new(Status::Completed(conclusion), title, summary)
+/// The golden-set check. GitHub asks an `action_required` check for a page with the details:
+/// the pull request's changed files (`pr_url` + `/files`), where what measures the bundle changed.
+pub fn golden_body(title: &str, summary: &str, conclusion: Conclusion, pr_url: &str) -> CheckBody {
+    let mut body = CheckBody::new(Status::Completed(conclusion), title, summary);
+    if !pr_url.is_empty() {
+        body.details_url = Some(format!("{pr_url}/files"));
+    }
+    body
 }
 
 /// A newer head, or a new base, cancels the evaluations of older pairs.
@@ -450,6 +459,10 @@ async fn cancel_older(
 /// A closed pull request spends nothing more: its running and waiting evaluations are
 /// cancelled (reopening it evaluates again, from the cache where nothing changed).
 pub async fn close(ctx: &Ctx, repo: &str, number: u64) -> Result<(), JobError> {
+    // The head's `evalgate` no longer sums this pull request up while another is open on it.
+    if let Some(pr) = ctx.store.pr(repo, number).await? {
+        super::aggregate::end(ctx, pr.installation_id as u64, repo, &pr.head_sha, number, false).await?;
+    }
     for run in ctx.store.open_runs_not_at(repo, number, "", "").await? {
         let title = "cancelled: the pull request was closed";
         let summary = "The pull request was closed before this evaluation finished; reopening it evaluates again.";
@@ -535,7 +548,7 @@ async fn post_golden_set(
     ctx: &Ctx,
     installation: u64,
     repo: &str,
-    number: u64,
+    (number, pr_url): (u64, &str),
     head: &str,
     sides: &[(&Touched, Option<Side>, Option<Side>)],
 ) -> Result<(), JobError> {
@@ -586,14 +599,14 @@ async fn post_golden_set(
     ctx.store.set_golden_change(repo, head, &fingerprint, &title, &summary).await?;
     let approved = ctx.store.approved_by(repo, number, "golden", &fingerprint).await?;
     let body = match &approved {
-        Some(actor) => golden_body(&approved_title(&title, actor), &summary, Conclusion::Success),
-        None => golden_body(&title, &summary, Conclusion::ActionRequired),
+        Some(actor) => golden_body(&approved_title(&title, actor), &summary, Conclusion::Success, pr_url),
+        None => golden_body(&title, &summary, Conclusion::ActionRequired, pr_url),
     };
     checks::keep(ctx, installation, repo, head, GOLDEN_SET, &body).await?;
     // An approval that landed while this was kept must not be undone by it.
     if approved.is_none() {
         if let Some(actor) = ctx.store.approved_by(repo, number, "golden", &fingerprint).await? {
-            let body = golden_body(&approved_title(&title, &actor), &summary, Conclusion::Success);
+            let body = golden_body(&approved_title(&title, &actor), &summary, Conclusion::Success, pr_url);
             checks::keep(ctx, installation, repo, head, GOLDEN_SET, &body).await?;
         }
     }
@@ -638,9 +651,8 @@ pub async fn approve_fork(
         if run.state != RunState::AwaitingApproval {
             continue;
         }
-        ctx.store.reopen_run(&run.id, RunState::Queued).await?;
         tracing::info!(sender, bundle = %run.bundle, "fork evaluation approved");
-        start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, RunState::Queued).await?;
+        start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, RunState::Queued, Some(run.state)).await?;
     }
     super::aggregate::refresh(ctx, installation, repo, head_sha).await
 }
@@ -664,6 +676,11 @@ pub async fn rerun(
     }
     // A re-run reads the base again: when the merge base moved, the new pair is evaluated.
     let live = gh.pull_request(repo, number).await?;
+    if live.state != "open" {
+        // A closed pull request spends nothing: reopening it evaluates again.
+        tracing::info!("re-run of a closed pull request ignored");
+        return Ok(());
+    }
     if gh.merge_base(repo, &live.base.git_ref, head_sha).await? != pr.base_sha {
         return sync(ctx, installation, repo, number, None).await;
     }
@@ -685,8 +702,7 @@ pub async fn rerun(
         } else {
             RunState::Queued
         };
-        ctx.store.reopen_run(&run.id, state).await?;
-        start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, state).await?;
+        start(ctx, &gh, repo, head_sha, &run.bundle, &run.id, state, Some(run.state)).await?;
     }
     // The aggregate goes back to in progress while the re-run evaluates.
     super::aggregate::refresh(ctx, installation, repo, head_sha).await

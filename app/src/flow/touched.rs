@@ -12,6 +12,7 @@ use crate::github::{GitHubError, Installation};
 use crate::store::gate_runs::RunKind;
 use evaluators::config::{self, RepoConfig};
 use evaluators::diagnostic::Diagnostics;
+use evaluators::ids::{BundleName, Sha256};
 use evaluators::repo::RepoPath;
 use evaluators::workspace::{self, References};
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,8 +81,16 @@ pub async fn find(
     // every bundle counts as touched.
     let everything = changed.contains(&config::FILE_NAME) || files.len() >= MAX_LISTED_FILES;
     let touches = |r: Option<&References>| everything || r.is_some_and(|r| changed.iter().any(|p| r.touched_by(p)));
+    // The name a check is given: the manifest's `bundle:` (or its folder's name), when it is a
+    // valid name. Anything else — a reserved name (`golden-set`), a long or odd string — would
+    // name a check run as the pull request wishes, so it becomes a name no valid bundle can
+    // clash with; the bundle fails as invalid under it.
     let name_of = |m: &RepoPath, r: Option<&References>| {
-        r.and_then(|r| r.name.clone()).unwrap_or_else(|| m.parent().file_name().to_owned())
+        let given = r.and_then(|r| r.name.clone()).unwrap_or_else(|| m.parent().file_name().to_owned());
+        match BundleName::parse(&given) {
+            Ok(_) => given,
+            Err(_) => format!("invalid-{}", &Sha256::digest(m.as_str().as_bytes()).hex()[..12]),
+        }
     };
 
     let mut out: Vec<Touched> = Vec::new();

@@ -18,6 +18,9 @@ fn decode<T: DeserializeOwned>(path: &str, v: Value) -> Result<T, GitHubError> {
 pub struct PullRequest {
     #[serde(default)]
     pub state: String,
+    /// The pull request's page on GitHub.
+    #[serde(default)]
+    pub html_url: String,
     pub body: Option<String>,
     pub user: User,
     pub head: Branch,
@@ -442,12 +445,10 @@ impl Installation {
 
 /// Percent-encodes a path or query component.
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    /// RFC 3986's unreserved characters stay as they are; everything else is encoded.
+    const COMPONENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! a strictly newer one exists. evalgate never merges.
 
 use super::Change;
-use crate::flow::{Ctx, JobError};
 use crate::github::Installation;
+use crate::jobs::{Ctx, JobError};
 use crate::store::pins::PinBump;
 use evaluators::gate::Key;
 use evaluators::repo::RepoPath;

@@ -6,8 +6,9 @@
 mod bump;
 pub mod schedule;
 
-use crate::flow::{Ctx, JobError, touched};
+use crate::flow::touched;
 use crate::github::tree::CommitTree;
+use crate::jobs::{Ctx, JobError};
 use crate::store::pins::PinRecord;
 use evaluators::limits::MAX_YAML_FILE_BYTES;
 use evaluators::pins::{self, Assessment, ModelInfo};

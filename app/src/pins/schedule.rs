@@ -3,7 +3,7 @@
 //! several replicas exactly one queues it; the work itself goes through the durable queue like a
 //! webhook.
 
-use crate::flow::Ctx;
+use crate::jobs::Ctx;
 use crate::store::jobs::JobKind;
 use chrono::{DateTime, Utc};
 use croner::Cron;

@@ -8,9 +8,10 @@ pub mod parse;
 
 use crate::audit::Kind;
 use crate::flow::checks::{self, GOLDEN_SET};
-use crate::flow::{Ctx, JobError, pr};
+use crate::flow::pr;
 use crate::github::Installation;
 use crate::github::check::Conclusion;
+use crate::jobs::{Ctx, JobError};
 use crate::store::audit::NewEntry;
 use crate::store::gate_runs::{Decision, Guard, RunState};
 use parse::{Command, ParseError};
@@ -279,7 +280,8 @@ async fn approve_golden(ctx: &Arc<Ctx>, gh: &Installation, c: &Comment<'_>, head
     ctx.store.approve(c.repo, c.number, "golden", &fingerprint, c.author).await?;
     let data = json!({ "approved": "golden-set", "head_sha": head, "fingerprint": fingerprint, "change": title });
     ctx.store.audit(c.repo, Kind::Approval, c.author, Some(c.number), data).await?;
-    let body = pr::golden_body(&pr::approved_title(&title, c.author), &summary, Conclusion::Success);
+    let pr_url = gh.pull_request(c.repo, c.number).await?.html_url;
+    let body = pr::golden_body(&pr::approved_title(&title, c.author), &summary, Conclusion::Success, &pr_url);
     checks::keep(ctx, c.installation, c.repo, head, GOLDEN_SET, &body).await?;
     // New and removed bundles wait for this approval: they show their own conclusion now.
     pr::apply_bundle_approval(ctx, gh, c.repo, c.number, head, c.author).await?;

@@ -6,7 +6,7 @@ mod pins;
 mod report_page;
 mod webhook;
 
-use crate::flow::Ctx;
+use crate::jobs::Ctx;
 use crate::settings::ServeSettings;
 use axum::Router;
 use axum::routing::{get, post};
@@ -65,7 +65,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Deletes deliveries and finished jobs older than `days`, at start-up and hourly after.
-async fn retention(ctx: Arc<crate::flow::Ctx>, days: u64) {
+async fn retention(ctx: Arc<crate::jobs::Ctx>, days: u64) {
     let keep_ms = (days as i64).saturating_mul(24 * 3600 * 1000);
     loop {
         match ctx.store.prune(crate::store::now_ms() - keep_ms).await {
@@ -90,7 +90,7 @@ pub async fn serve(settings: ServeSettings, app: Arc<App>) -> anyhow::Result<()>
     tracing::info!(%addr, pin_schedule = %settings.pin_schedule.pattern, "listening");
     let workers = crate::worker::spawn(app.ctx.clone(), settings.workers, settings.job_lease_ms);
     let (stop_publisher, publisher_stop) = tokio::sync::watch::channel(false);
-    let publisher = tokio::spawn(crate::flow::publish::run(app.ctx.clone(), publisher_stop));
+    let publisher = tokio::spawn(crate::jobs::publish::run(app.ctx.clone(), publisher_stop));
     let ctx = app.ctx.clone();
     let scheduler = crate::pins::schedule::spawn(app.ctx.clone(), settings.pin_schedule.clone());
     let _retention = crate::task::AbortOnDrop(tokio::spawn(retention(app.ctx.clone(), settings.retention_days)));

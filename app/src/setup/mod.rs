@@ -118,7 +118,7 @@ pub fn valid_org(org: &str) -> bool {
 fn random_state() -> Result<String, SetupError> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(|e| SetupError::Random(e.to_string()))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// Where the form posts: GitHub's "new App" page of the user, or of `org`.

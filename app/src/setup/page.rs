@@ -4,14 +4,12 @@
 
 use super::SetupError;
 use super::manifest::Manifest;
-use handlebars::Handlebars;
+use crate::render::Templates;
 use serde_json::{Value, json};
 
-const TEMPLATE: &str = include_str!("../../../templates/setup.html.hbs");
-
-/// The compiled page.
+/// The compiled page (`templates/setup.html.hbs`, in the one template registry).
 pub struct Page {
-    hbs: Handlebars<'static>,
+    templates: &'static Templates,
 }
 
 /// What the start page shows and posts.
@@ -27,11 +25,8 @@ pub struct Start<'a> {
 
 impl Page {
     pub fn new() -> Result<Page, SetupError> {
-        let mut hbs = Handlebars::new();
-        hbs.set_strict_mode(true);
-        hbs.register_template_string("setup", TEMPLATE)
-            .map_err(|e| SetupError::Internal(format!("templates/setup.html.hbs: {e}")))?;
-        Ok(Page { hbs })
+        let templates = Templates::shared().map_err(|e| SetupError::Internal(format!("{e:#}")))?;
+        Ok(Page { templates })
     }
 
     fn render(&self, data: Value) -> String {
@@ -40,7 +35,7 @@ impl Page {
             "done": data.get("done").cloned().unwrap_or(Value::Null),
             "error": data.get("error").cloned().unwrap_or(Value::Null),
         });
-        self.hbs.render("setup", &data).unwrap_or_else(|e| format!("evalgate setup: cannot render the page: {e}"))
+        self.templates.html("setup", &data).unwrap_or_else(|e| format!("evalgate setup: cannot render the page: {e:#}"))
     }
 
     pub fn start(&self, s: &Start<'_>) -> String {

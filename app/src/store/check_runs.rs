@@ -41,15 +41,10 @@ pub struct CheckPublication {
     pub installation_id: u64,
     /// The typed body as JSON (`github::check::CheckBody`).
     pub body: String,
+    /// The body GitHub was last brought to, if any.
+    pub published_body: Option<String>,
     pub version: i64,
     pub attempts: i64,
-}
-
-/// What a head was last read as (see `head_syncs`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeadSync {
-    pub base_sha: String,
-    pub touched: u64,
 }
 
 impl Store {
@@ -83,14 +78,32 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The stored body of check `name` on `head_sha`, if evalgate keeps one.
-    pub async fn check_state(&self, repo: &str, head_sha: &str, name: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar::<_, String>("SELECT body FROM check_states WHERE repo = $1 AND head_sha = $2 AND name = $3")
-            .bind(repo)
-            .bind(head_sha)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await
+    /// Check `name` on `head_sha` must be worked out again from the database when it is next
+    /// published (the `evalgate` check: see `flow::aggregate`); its kept body is what it was
+    /// last worked out as. Every call is a new version, so a change committed before the call
+    /// is always seen by a publication that starts after it.
+    pub async fn mark_check_state(
+        &self,
+        repo: &str,
+        head_sha: &str,
+        name: &str,
+        installation_id: u64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO check_states (repo, head_sha, name, installation_id, body, updated_at)
+             VALUES ($1, $2, $3, $4, '', $5)
+             ON CONFLICT (repo, head_sha, name) DO UPDATE SET installation_id = excluded.installation_id,
+                 version = check_states.version + 1, publish_after = 0, publish_attempts = 0,
+                 publish_error = NULL, updated_at = excluded.updated_at",
+        )
+        .bind(repo)
+        .bind(head_sha)
+        .bind(name)
+        .bind(installation_id as i64)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Every kept check on `head_sha`: (name, body).
@@ -111,16 +124,16 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Option<CheckPublication>, sqlx::Error> {
         let now = self.lease_clock(now_ms()).await?;
-        type Row = (String, String, String, i64, String, i64, i64);
+        type Row = (String, String, String, i64, String, Option<String>, i64, i64);
         let candidates = sqlx::query_as::<_, Row>(
-            "SELECT repo, head_sha, name, installation_id, body, version, publish_attempts FROM check_states
+            "SELECT repo, head_sha, name, installation_id, body, published_body, version, publish_attempts FROM check_states
              WHERE version > published_version AND publish_after <= $1 AND publish_lease < $1
              ORDER BY updated_at LIMIT 8",
         )
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        for (repo, head_sha, name, installation, body, version, attempts) in candidates {
+        for (repo, head_sha, name, installation, body, published_body, version, attempts) in candidates {
             let won = sqlx::query(
                 "UPDATE check_states SET publish_owner = $1, publish_lease = $2
                  WHERE repo = $3 AND head_sha = $4 AND name = $5 AND version = $6 AND publish_lease < $7",
@@ -143,6 +156,7 @@ impl Store {
                     name,
                     installation_id: installation as u64,
                     body,
+                    published_body,
                     version,
                     attempts,
                 }));
@@ -151,10 +165,35 @@ impl Store {
         Ok(None)
     }
 
-    /// GitHub shows `p.version` of the check now; the lease is given up.
-    pub async fn check_published(&self, p: &CheckPublication, owner: &str) -> Result<(), sqlx::Error> {
+    /// Keeps the claim of `p` for another `lease_ms`; `false` when it is no longer this
+    /// owner's (its lease ran out and another took it): then the publication must stop.
+    pub async fn renew_check_publication(
+        &self,
+        p: &CheckPublication,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let now = self.lease_clock(now_ms()).await?;
+        let n = sqlx::query(
+            "UPDATE check_states SET publish_lease = $1
+             WHERE repo = $2 AND head_sha = $3 AND name = $4 AND publish_owner = $5",
+        )
+        .bind(now + lease_ms)
+        .bind(&p.repo)
+        .bind(&p.head_sha)
+        .bind(&p.name)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// GitHub shows `body` as version `p.version` of the check now; the lease is given up.
+    pub async fn check_published(&self, p: &CheckPublication, owner: &str, body: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE check_states SET published_version = $1, publish_lease = 0, publish_owner = NULL, publish_error = NULL
+            "UPDATE check_states SET published_version = $1, publish_lease = 0, publish_owner = NULL, publish_error = NULL,
+                 body = $6, published_body = $6
              WHERE repo = $2 AND head_sha = $3 AND name = $4 AND publish_owner = $5 AND published_version < $1",
         )
         .bind(p.version)
@@ -162,6 +201,7 @@ impl Store {
         .bind(&p.head_sha)
         .bind(&p.name)
         .bind(owner)
+        .bind(body)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -192,46 +232,15 @@ impl Store {
         Ok(())
     }
 
-    /// At start-up: every pending check publication is due now.
+    /// At start-up: every pending check publication is due now. On SQLite (one server) the
+    /// leases of the process that stopped go too; on PostgreSQL another replica may hold them,
+    /// so they run out instead.
     pub async fn check_publications_due_now(&self) -> Result<u64, sqlx::Error> {
-        sqlx::query(
-            "UPDATE check_states SET publish_after = 0, publish_lease = 0, publish_owner = NULL
-             WHERE version > published_version",
-        )
-        .execute(&self.pool)
-        .await
-        .map(|r| r.rows_affected())
-    }
-
-    /// Records that `head_sha` was read against `base_sha` and touches `touched` bundles.
-    pub async fn set_head_sync(
-        &self,
-        repo: &str,
-        head_sha: &str,
-        base_sha: &str,
-        touched: u64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO head_syncs (repo, head_sha, base_sha, touched, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (repo, head_sha) DO UPDATE SET base_sha = excluded.base_sha, touched = excluded.touched,
-                 updated_at = excluded.updated_at",
-        )
-        .bind(repo)
-        .bind(head_sha)
-        .bind(base_sha)
-        .bind(touched as i64)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn head_sync(&self, repo: &str, head_sha: &str) -> Result<Option<HeadSync>, sqlx::Error> {
-        sqlx::query_as::<_, (String, i64)>("SELECT base_sha, touched FROM head_syncs WHERE repo = $1 AND head_sha = $2")
-            .bind(repo)
-            .bind(head_sha)
-            .fetch_optional(&self.pool)
+        let leases =
+            if self.backend == super::Backend::Sqlite { ", publish_lease = 0, publish_owner = NULL" } else { "" };
+        sqlx::query(&format!("UPDATE check_states SET publish_after = 0{leases} WHERE version > published_version"))
+            .execute(&self.pool)
             .await
-            .map(|r| r.map(|(base_sha, touched)| HeadSync { base_sha, touched: touched.max(0) as u64 }))
+            .map(|r| r.rows_affected())
     }
 }

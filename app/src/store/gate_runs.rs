@@ -307,6 +307,20 @@ impl Store {
         Ok(None)
     }
 
+    /// Keeps the claim of run `id`'s publication for another `lease_ms`; `false` when it is no
+    /// longer this owner's: then the publication must stop.
+    pub async fn renew_publication(&self, id: &str, owner: &str, lease_ms: i64) -> Result<bool, sqlx::Error> {
+        let now = self.lease_clock(now_ms()).await?;
+        let n = sqlx::query("UPDATE gate_runs SET publish_lease = $1 WHERE id = $2 AND publish_owner = $3")
+            .bind(now + lease_ms)
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
     /// GitHub shows `version` of the run's decision now; the lease is given up.
     pub async fn published(&self, id: &str, owner: &str, version: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
@@ -342,10 +356,11 @@ impl Store {
     /// that died forgotten (a lease of a live replica only costs that replica one idempotent
     /// write done twice).
     pub async fn publications_due_now(&self) -> Result<u64, sqlx::Error> {
-        sqlx::query(
-            "UPDATE gate_runs SET publish_after = 0, publish_lease = 0, publish_owner = NULL
-             WHERE decision_version > published_version",
-        )
+        let leases =
+            if self.backend == super::Backend::Sqlite { ", publish_lease = 0, publish_owner = NULL" } else { "" };
+        sqlx::query(&format!(
+            "UPDATE gate_runs SET publish_after = 0{leases} WHERE decision_version > published_version"
+        ))
         .execute(&self.pool)
         .await
         .map(|r| r.rows_affected())
@@ -508,28 +523,53 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Opens a finished run again (a reviewer's re-run): what decided it before, an override
-    /// included, no longer stands.
-    pub async fn reopen_run(&self, id: &str, to: RunState) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE gate_runs SET state = $1, conclusion = NULL, title = NULL, override_by = NULL,
-                 override_reason = NULL, updated_at = $2 WHERE id = $3",
-        )
+    /// A run starts on check run `check_run_id`: when `reopen`, what decided it before, an
+    /// override included, no longer stands (a re-run, an approval, a pre-registration that
+    /// arrived); when it starts `Queued`, its evaluation job is queued. One transaction, so no
+    /// failure can leave a run queued with nothing to run it, or running on a check run it does
+    /// not know.
+    pub async fn start_run(&self, id: &str, to: RunState, check_run_id: u64, reopen: bool) -> Result<(), sqlx::Error> {
+        let now = self.lease_clock(now_ms()).await?;
+        let mut tx = self.pool.begin().await?;
+        let reset =
+            if reopen { ", conclusion = NULL, title = NULL, override_by = NULL, override_reason = NULL" } else { "" };
+        sqlx::query(&format!(
+            "UPDATE gate_runs SET state = $1, check_run_id = $2, updated_at = $3{reset} WHERE id = $4"
+        ))
         .bind(to.as_str())
+        .bind(check_run_id as i64)
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        if to == RunState::Queued {
+            super::jobs::insert(
+                &mut *tx,
+                super::jobs::JobKind::Gate,
+                &serde_json::json!({ "gate_run": id }),
+                None,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await
     }
 
-    /// Every run of (head, base), of any pull request or merge group: what the `evalgate`
-    /// check on that head sums up.
-    pub async fn runs_at_pair(&self, repo: &str, head_sha: &str, base_sha: &str) -> Result<Vec<GateRun>, sqlx::Error> {
+    /// Every run of one subject (a pull request's number, or `MERGE_GROUP`) at (head, base):
+    /// what the `evalgate` check on that head sums up for it.
+    pub async fn runs_at_pair(
+        &self,
+        repo: &str,
+        subject: u64,
+        head_sha: &str,
+        base_sha: &str,
+    ) -> Result<Vec<GateRun>, sqlx::Error> {
         sqlx::query_as::<_, Row>(&format!(
-            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND head_sha = $2 AND base_sha = $3 ORDER BY bundle, manifest"
+            "SELECT {COLUMNS} FROM gate_runs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND base_sha = $4
+             ORDER BY bundle, manifest"
         ))
         .bind(repo)
+        .bind(subject as i64)
         .bind(head_sha)
         .bind(base_sha)
         .fetch_all(&self.pool)

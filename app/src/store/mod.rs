@@ -5,6 +5,7 @@ pub mod audit;
 pub mod check_runs;
 pub mod deliveries;
 pub mod gate_runs;
+pub mod head_syncs;
 pub mod jobs;
 pub mod merge_groups;
 pub mod pins;

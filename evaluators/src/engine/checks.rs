@@ -65,7 +65,9 @@ pub fn evaluate(check: &Check, t: &Transcript, tools: &[ToolDef]) -> Option<Chec
             let calls: Vec<_> = t.tool_calls().filter(|c| c.name == tool.as_str()).collect();
             let ok = match args {
                 None => !calls.is_empty(),
-                Some(want) => calls.iter().any(|c| c.args.as_object().is_some_and(|got| crate::golden::case::args_include(got, want))),
+                Some(want) => calls
+                    .iter()
+                    .any(|c| c.args.as_object().is_some_and(|got| crate::golden::case::args_include(got, want))),
             };
             let detail = match (ok, calls.len(), args) {
                 (true, _, _) => format!("`{tool}` called"),
