@@ -290,15 +290,25 @@ async fn a_second_pr_on_the_same_head_that_touches_nothing_never_turns_evalgate_
     open_second_pr_on_the_same_head(&h, &commits);
     h.pr_opened(2).await;
     h.until("pull request #2 was read", |_| h.logs().contains("pull request synchronised pr=2").then_some(())).await;
-    // The `evalgate` check is one per commit: #2's "nothing touched" cannot speak for #1.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let check = h.checks(HEAD, EVALGATE).pop().expect("the evalgate check");
+    // #1's re-run goes through in progress to its decision again, with #2 read: the `evalgate`
+    // check is one per commit, and #2's "nothing touched" cannot speak for #1.
+    let gate = h.checks(HEAD, DEMO).pop().expect("the gate's check");
+    let rerun = h.github.check_run_event(REPO, gate.id, "rerequested", None, "alex");
+    assert_eq!(h.deliver("check_run", &rerun).await, 202);
+    let check = h
+        .until("evalgate decided again after the re-run", |_| {
+            h.checks(HEAD, EVALGATE).pop().filter(|c| {
+                c.status == "completed" && c.statuses_seen.iter().filter(|s| *s == "completed").count() >= 2
+            })
+        })
+        .await;
     assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
     assert!(check.summary.contains("| `evalgate/demo` | failure"), "{}", check.summary);
+    assert!(!check.conclusions_seen.iter().any(|c| c == "success"), "{:?}", check.conclusions_seen);
 }
 
 #[tokio::test]
-async fn closing_one_of_two_prs_on_a_head_leaves_the_others_verdict() {
+async fn closing_and_reopening_one_of_two_prs_on_a_head_never_shows_the_others_success() {
     let (h, commits) = pr_with_gate("{ max_regression_rate: 0.0 }", "0%").await;
     h.pr_opened(1).await;
     concluded(&h, HEAD, EVALGATE, "failure").await;
@@ -306,9 +316,24 @@ async fn closing_one_of_two_prs_on_a_head_leaves_the_others_verdict() {
     h.pr_opened(2).await;
     h.github.close_pr(REPO, 1);
     h.deliver("pull_request", &h.github.pull_request_event(REPO, 1, "closed")).await;
-    // Only #2 (nothing touched at its base) is open on the head now.
-    let check = concluded(&h, HEAD, EVALGATE, "success").await;
-    assert!(!check.summary.contains("evalgate/demo"), "#1's runs are not #2's: {}", check.summary);
+    h.github.reopen_pr(REPO, 1);
+    h.deliver("pull_request", &h.github.pull_request_event(REPO, 1, "reopened")).await;
+    h.until("#1 was read again", |_| (h.logs().matches("pull request synchronised pr=1").count() >= 2).then_some(()))
+        .await;
+    // #1's failure stands on the shared head through its close and reopening: #2 (nothing
+    // touched at its base) never speaks for it.
+    let gate = h.checks(HEAD, DEMO).pop().expect("the gate's check");
+    let rerun = h.github.check_run_event(REPO, gate.id, "rerequested", None, "alex");
+    h.deliver("check_run", &rerun).await;
+    let check = h
+        .until("evalgate decided again", |_| {
+            h.checks(HEAD, EVALGATE).pop().filter(|c| {
+                c.status == "completed" && c.statuses_seen.iter().filter(|s| *s == "completed").count() >= 2
+            })
+        })
+        .await;
+    assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
+    assert!(!check.conclusions_seen.iter().any(|c| c == "success"), "{:?}", check.conclusions_seen);
 }
 
 #[tokio::test]
@@ -347,10 +372,11 @@ async fn a_bundle_named_like_an_evalgate_check_fails_under_a_name_of_its_own() {
     h.pr_opened(1).await;
     concluded(&h, HEAD, EVALGATE, "failure").await;
     let runs = h.github.check_runs(REPO);
-    let invalid = runs.iter().find(|c| c.name.starts_with("evalgate/invalid-")).expect("the bundle's own check");
+    let invalid = runs.iter().find(|c| c.name.starts_with("evalgate/invalid.")).expect("the bundle's own check");
     assert_eq!(invalid.conclusion.as_deref(), Some("failure"), "{invalid:#?}");
     assert!(invalid.summary.contains("reserved"), "{}", invalid.summary);
-    for c in runs.iter().filter(|c| c.name == "evalgate/golden-set") {
-        assert!(!c.details_url.contains("/runs/"), "no gate run stands in for the golden-set check: {c:#?}");
-    }
+    let pre_registration = runs.iter().find(|c| c.name == "evalgate/pre-registration").expect("evalgate's own check");
+    assert_eq!(pre_registration.conclusion.as_deref(), Some("success"));
+    assert!(!pre_registration.details_url.contains("/runs/"), "no gate run stands in for it: {pre_registration:#?}");
+    assert!(runs.iter().all(|c| c.name != "evalgate/golden-set"), "nothing of the instrument changed: {runs:#?}");
 }

@@ -49,8 +49,11 @@ impl LinkSigner {
         }
     }
 
+    /// The expiry is rounded up to the end of a UTC day, so every link to one run made on one
+    /// day is the same text: a check or comment that shows it is not rewritten for a new token.
     pub fn token(&self, run_id: &str, now_secs: i64) -> String {
-        let expiry = now_secs + LINK_LIFETIME_SECS;
+        const DAY: i64 = 86_400;
+        let expiry = (now_secs + LINK_LIFETIME_SECS).div_euclid(DAY) * DAY + DAY;
         let sig = mac(&self.key, run_id, expiry).finalize().into_bytes();
         format!("{expiry}.{}", hex::encode(sig))
     }
@@ -112,7 +115,15 @@ mod tests {
     fn an_expired_token_is_refused() {
         let s = LinkSigner::from_secret(b"secret");
         let t = s.token("run1", 1_000);
-        assert!(!s.verify("run1", &t, 1_000 + LINK_LIFETIME_SECS + 1));
+        assert!(s.verify("run1", &t, 1_000 + LINK_LIFETIME_SECS), "valid for its whole lifetime");
+        assert!(!s.verify("run1", &t, 1_000 + LINK_LIFETIME_SECS + 86_400));
+    }
+
+    #[test]
+    fn links_to_one_run_made_on_one_day_are_the_same_text() {
+        let s = LinkSigner::from_secret(b"secret");
+        assert_eq!(s.token("run1", 86_400 * 3 + 1), s.token("run1", 86_400 * 4 - 1));
+        assert_ne!(s.token("run1", 86_400 * 3 + 1), s.token("run1", 86_400 * 4 + 1));
     }
 
     #[test]

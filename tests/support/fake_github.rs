@@ -100,6 +100,8 @@ pub struct CheckRun {
     pub updates: usize,
     /// Every status it passed through, in order (consecutive repeats collapsed).
     pub statuses_seen: Vec<String>,
+    /// Every conclusion it showed, in order (consecutive repeats collapsed).
+    pub conclusions_seen: Vec<String>,
 }
 
 /// An issue (PR) comment.
@@ -2856,6 +2858,9 @@ fn apply_check_run(run: &mut CheckRun, input: CheckRunInput, now: &str) {
     if run.statuses_seen.last() != Some(&run.status) {
         run.statuses_seen.push(run.status.clone());
     }
+    if let Some(c) = run.conclusion.clone().filter(|c| run.conclusions_seen.last() != Some(c)) {
+        run.conclusions_seen.push(c);
+    }
 }
 
 fn create_check_run(s: &mut State, ctx: &Ctx, full_name: &str) -> Reply {
@@ -2893,6 +2898,7 @@ fn create_check_run(s: &mut State, ctx: &Ctx, full_name: &str) -> Reply {
         check_suite_id: suite,
         updates: 0,
         statuses_seen: Vec::new(),
+        conclusions_seen: Vec::new(),
     };
     apply_check_run(&mut run, input, &now);
     let Some(r) = s.repo_mut(full_name) else { return Reply::not_found() };

@@ -42,10 +42,9 @@ pub async fn begin(
     subject: u64,
     base: Option<&str>,
 ) -> Result<(), JobError> {
-    if ctx.store.begin_head_sync(repo, head, subject, base).await? {
-        refresh(ctx, installation, repo, head).await?;
-    }
-    Ok(())
+    ctx.store.begin_head_sync(repo, head, subject, base).await?;
+    // Also when nothing changed: a retry after a mark that failed marks it now.
+    refresh(ctx, installation, repo, head).await
 }
 
 /// The subject read `head` against `base`: `touched` bundles, every run of them recorded.
@@ -72,8 +71,15 @@ pub async fn end(
     subject: u64,
     failed: bool,
 ) -> Result<(), JobError> {
-    if ctx.store.end_head_sync(repo, head, subject, failed).await? {
-        refresh(ctx, installation, repo, head).await?;
+    ctx.store.end_head_sync(repo, head, subject, failed).await?;
+    refresh(ctx, installation, repo, head).await
+}
+
+/// A pull request closed (every head it has open is closed), or a read of its gave up for good
+/// (`failed`: every head it was still reading fails, whichever head the delivery named).
+pub async fn end_subject(ctx: &Ctx, installation: u64, repo: &str, subject: u64, failed: bool) -> Result<(), JobError> {
+    for head in ctx.store.end_subject(repo, subject, failed).await? {
+        refresh(ctx, installation, repo, &head).await?;
     }
     Ok(())
 }
@@ -89,8 +95,9 @@ pub async fn refresh(ctx: &Ctx, installation: u64, repo: &str, head: &str) -> Re
 }
 
 /// The `evalgate` check on `head`, worked out from the database: every open subject of the
-/// head, each with its runs against its own base, and the head's pre-registration and
-/// golden-set checks. When every subject is closed, what they last were (cancelled runs).
+/// head, each with its runs against its own base, the failures and waits of closed ones, and
+/// the head's pre-registration and golden-set checks. When every subject is closed, what they
+/// last were (cancelled runs).
 /// `None` when no subject has begun reading it.
 pub async fn compute(ctx: &Ctx, repo: &str, head: &str) -> Result<Option<CheckBody>, JobError> {
     let syncs = ctx.store.head_syncs(repo, head).await?;
@@ -98,7 +105,7 @@ pub async fn compute(ctx: &Ctx, repo: &str, head: &str) -> Result<Option<CheckBo
         return Ok(None);
     }
     let open: Vec<_> = syncs.iter().filter(|s| s.read != Read::Closed).collect();
-    let subjects = if open.is_empty() { syncs.iter().collect() } else { open };
+    let all_closed = open.is_empty();
     let mut rows = Vec::new();
     for (name, body) in ctx.store.check_states_at(repo, head).await? {
         if name != PRE_REGISTRATION && name != GOLDEN_SET {
@@ -110,7 +117,20 @@ pub async fn compute(ctx: &Ctx, repo: &str, head: &str) -> Result<Option<CheckBo
         rows.push(Row { name, part, title: b.title, link: None });
     }
     let (mut touched, mut reading) = (0, false);
-    for sync in subjects {
+    for sync in &syncs {
+        if sync.read == Read::Closed && !all_closed {
+            // A closed pull request's failures and waits still count — its head is this head,
+            // and reopening it must not show another's success meanwhile — but nothing of it can
+            // make the check pass or stand in for another subject's missing run.
+            for run in ctx.store.runs_at_pair(repo, sync.subject, head, &sync.base_sha).await? {
+                let row = row_of_run(ctx, &run);
+                let worse = [Conclusion::Failure, Conclusion::TimedOut, Conclusion::ActionRequired];
+                if worse.iter().any(|c| row.part == Part::Done(*c)) {
+                    rows.push(row);
+                }
+            }
+            continue;
+        }
         match sync.read {
             Read::Reading => reading = true,
             Read::Touched(n) => touched += n,

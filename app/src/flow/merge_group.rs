@@ -143,10 +143,13 @@ pub async fn carried(ctx: &Ctx, run: &GateRun, report: Option<&Report>) -> Resul
         if !same_content {
             continue;
         }
-        // Only a pull request that is still open at that head speaks for the group: not a
-        // closed one, nor an older head of it.
-        let current =
-            ctx.store.pr(&pr_run.repo, pr_run.pr_number).await?.is_some_and(|p| p.head_sha == pr_run.head_sha);
+        // Only a pull request that is still open at that head and base speaks for the group:
+        // not a closed one, nor an older head or base of it.
+        let current = ctx
+            .store
+            .pr(&pr_run.repo, pr_run.pr_number)
+            .await?
+            .is_some_and(|p| p.head_sha == pr_run.head_sha && p.base_sha == pr_run.base_sha);
         let open = ctx
             .store
             .head_syncs(&pr_run.repo, &pr_run.head_sha)

@@ -359,15 +359,27 @@ pub(super) async fn start(
         }),
     };
     let finished_on_github = previous.is_none_or(|p| p.is_final() || p == RunState::AwaitingApproval);
-    let id = match ctx.store.run_check(run_id).await? {
+    let (id, fresh) = match ctx.store.run_check(run_id).await? {
         Some(id) if !finished_on_github => {
             checks::update(gh, repo, id, &body).await?;
-            id
+            (id, false)
         }
-        _ => checks::create(ctx, gh, repo, head, &name, body).await?,
+        _ => (checks::create(ctx, gh, repo, head, &name, body).await?, true),
     };
-    // The run's own check run, what its decision is published on, and its evaluation: together.
-    ctx.store.start_run(run_id, state, id, previous.is_some()).await?;
+    // The run's own check run, what its decision is published on, and its evaluation: together,
+    // and only if no other delivery moved the run on meanwhile.
+    let from = previous.unwrap_or(state);
+    if !ctx.store.start_run(run_id, from, state, id, previous.is_some()).await? {
+        tracing::info!(bundle, "the run was started, cancelled or decided by another delivery meanwhile");
+        if fresh {
+            // Nothing will ever complete the check run made just now: it says why it stops.
+            let done = json!({ "status": "completed", "conclusion": "cancelled", "external_id": run_id,
+                "completed_at": now(), "details_url": details,
+                "output": checks::output("superseded", "Another delivery started or decided this evaluation at the same moment; its check run shows the result.", None) });
+            checks::update(gh, repo, id, &done).await?;
+        }
+        return Ok(());
+    }
     if state == RunState::Queued {
         ctx.wake.notify_waiters();
     }
@@ -459,9 +471,9 @@ async fn cancel_older(
 /// A closed pull request spends nothing more: its running and waiting evaluations are
 /// cancelled (reopening it evaluates again, from the cache where nothing changed).
 pub async fn close(ctx: &Ctx, repo: &str, number: u64) -> Result<(), JobError> {
-    // The head's `evalgate` no longer sums this pull request up while another is open on it.
+    // The heads' `evalgate` checks no longer wait on this pull request.
     if let Some(pr) = ctx.store.pr(repo, number).await? {
-        super::aggregate::end(ctx, pr.installation_id as u64, repo, &pr.head_sha, number, false).await?;
+        super::aggregate::end_subject(ctx, pr.installation_id as u64, repo, number, false).await?;
     }
     for run in ctx.store.open_runs_not_at(repo, number, "", "").await? {
         let title = "cancelled: the pull request was closed";

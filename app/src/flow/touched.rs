@@ -89,7 +89,8 @@ pub async fn find(
         let given = r.and_then(|r| r.name.clone()).unwrap_or_else(|| m.parent().file_name().to_owned());
         match BundleName::parse(&given) {
             Ok(_) => given,
-            Err(_) => format!("invalid-{}", &Sha256::digest(m.as_str().as_bytes()).hex()[..12]),
+            // `.` is in no valid name, so this never equals one.
+            Err(_) => format!("invalid.{}", &Sha256::digest(m.as_str().as_bytes()).hex()[..12]),
         }
     };
 

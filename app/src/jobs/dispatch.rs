@@ -55,24 +55,32 @@ pub async fn gave_up(ctx: &Arc<Ctx>, job: &Job, error: &str) {
     }
 }
 
-/// A delivery that read a head (a pull request's sync, a merge group's checks) gave up.
+/// A delivery that may have been reading a head gave up: a pull request's sync (from its
+/// events, a check's re-run, a comment) or a merge group's checks. Every head its subject was
+/// still reading fails — the head the sync began on, whichever the event named.
 async fn read_gave_up(ctx: &Arc<Ctx>, job: &Job) -> Result<(), JobError> {
     let id = job.payload.get("delivery_id").and_then(|v| v.as_str()).unwrap_or_default();
     let Some((event, payload)) = ctx.store.delivery(id).await? else { return Ok(()) };
     let Ok(event) = webhook::parse_event(&event, payload.as_bytes()) else { return Ok(()) };
-    let (installation, repo, head, subject) = match event {
+    let Some(repo) = event.repo().cloned() else { return Ok(()) };
+    let installation = match &event {
         Event::PullRequest { action: crate::webhook::events::PrAction::Closed, .. } => return Ok(()),
-        Event::PullRequest { installation, repo, number, head_sha, .. } => (installation, repo, head_sha, number),
-        Event::MergeGroup {
-            installation,
-            repo,
-            action: crate::webhook::events::MergeGroupAction::ChecksRequested,
-            head_sha,
-            ..
-        } => (installation, repo, head_sha, crate::store::merge_groups::MERGE_GROUP),
+        Event::PullRequest { installation, .. }
+        | Event::CheckRun { installation, .. }
+        | Event::CheckSuite { installation, .. }
+        | Event::PrComment { installation, .. }
+        | Event::MergeGroup { installation, .. } => *installation,
         _ => return Ok(()),
     };
-    aggregate::end(ctx, installation, repo.as_str(), &head, subject, true).await
+    let subjects: Vec<u64> = match &event {
+        Event::MergeGroup { .. } => vec![crate::store::merge_groups::MERGE_GROUP],
+        Event::CheckRun { pull_requests, .. } | Event::CheckSuite { pull_requests, .. } => pull_requests.clone(),
+        _ => event.pr_number().into_iter().collect(),
+    };
+    for subject in subjects {
+        aggregate::end_subject(ctx, installation, repo.as_str(), subject, true).await?;
+    }
+    Ok(())
 }
 
 async fn handle_event(ctx: &Arc<Ctx>, event: Event) -> Result<(), JobError> {

@@ -74,9 +74,10 @@ pub async fn run(ctx: Arc<Ctx>, stop: tokio::sync::watch::Receiver<bool>) {
             // server bounds how long that may take; what is left, the next start publishes).
             Ok(None) if stopping => {
                 drop(permit);
+                let in_flight = PARALLEL - slots.available_permits();
                 let Ok(all) = slots.clone().acquire_many_owned(PARALLEL as u32).await else { return };
                 drop(all);
-                if std::mem::take(&mut claimed_since_idle) == 0 {
+                if std::mem::take(&mut claimed_since_idle) == 0 && in_flight == 0 {
                     return;
                 }
             }
@@ -104,13 +105,19 @@ where
     F: Future<Output = Result<bool, sqlx::Error>>,
 {
     let keep = async {
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::time::sleep(Duration::from_millis((LEASE_MS / 3) as u64)).await;
             match renew().await {
-                Ok(true) => {}
+                Ok(true) => renewed = tokio::time::Instant::now(),
                 Ok(false) => return,
-                // The database is unreachable: keep going while the lease may still hold.
-                Err(e) => tracing::warn!(error = %e, "cannot renew a publication's lease"),
+                // The database is unreachable: keep going only while the lease surely holds.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew a publication's lease");
+                    if renewed.elapsed() >= Duration::from_millis((LEASE_MS * 2 / 3) as u64) {
+                        return;
+                    }
+                }
             }
         }
     };

@@ -189,12 +189,17 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// GitHub shows `body` as version `p.version` of the check now; the lease is given up.
+    /// GitHub shows `body` as version `p.version` of the check now; the lease is given up (also
+    /// when another publisher recorded that version first). A body written since the claim
+    /// stays: it is the next version to publish. The `evalgate` check's worked-out body is kept
+    /// as what it last was.
     pub async fn check_published(&self, p: &CheckPublication, owner: &str, body: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE check_states SET published_version = $1, publish_lease = 0, publish_owner = NULL, publish_error = NULL,
-                 body = $6, published_body = $6
-             WHERE repo = $2 AND head_sha = $3 AND name = $4 AND publish_owner = $5 AND published_version < $1",
+            "UPDATE check_states SET publish_lease = 0, publish_owner = NULL, publish_error = NULL,
+                 published_version = CASE WHEN published_version < $1 THEN $1 ELSE published_version END,
+                 published_body = CASE WHEN published_version < $1 THEN $6 ELSE published_body END,
+                 body = CASE WHEN version = $1 AND name = 'evalgate' THEN $6 ELSE body END
+             WHERE repo = $2 AND head_sha = $3 AND name = $4 AND publish_owner = $5",
         )
         .bind(p.version)
         .bind(&p.repo)

@@ -324,8 +324,9 @@ impl Store {
     /// GitHub shows `version` of the run's decision now; the lease is given up.
     pub async fn published(&self, id: &str, owner: &str, version: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE gate_runs SET published_version = $1, publish_lease = 0, publish_owner = NULL, publish_error = NULL
-             WHERE id = $2 AND publish_owner = $3 AND published_version < $1",
+            "UPDATE gate_runs SET publish_lease = 0, publish_owner = NULL, publish_error = NULL,
+                 published_version = CASE WHEN published_version < $1 THEN $1 ELSE published_version END
+             WHERE id = $2 AND publish_owner = $3",
         )
         .bind(version)
         .bind(id)
@@ -528,31 +529,44 @@ impl Store {
     /// arrived); when it starts `Queued`, its evaluation job is queued. One transaction, so no
     /// failure can leave a run queued with nothing to run it, or running on a check run it does
     /// not know.
-    pub async fn start_run(&self, id: &str, to: RunState, check_run_id: u64, reopen: bool) -> Result<(), sqlx::Error> {
+    ///
+    /// Only from state `from` (what the caller saw): `false` when another delivery started,
+    /// cancelled or decided the run meanwhile — then nothing is written. A run's gate jobs share
+    /// a serial key, so two never evaluate one run at once.
+    pub async fn start_run(
+        &self,
+        id: &str,
+        from: RunState,
+        to: RunState,
+        check_run_id: u64,
+        reopen: bool,
+    ) -> Result<bool, sqlx::Error> {
         let now = self.lease_clock(now_ms()).await?;
         let mut tx = self.pool.begin().await?;
         let reset =
             if reopen { ", conclusion = NULL, title = NULL, override_by = NULL, override_reason = NULL" } else { "" };
-        sqlx::query(&format!(
-            "UPDATE gate_runs SET state = $1, check_run_id = $2, updated_at = $3{reset} WHERE id = $4"
+        let n = sqlx::query(&format!(
+            "UPDATE gate_runs SET state = $1, check_run_id = $2, updated_at = $3{reset} WHERE id = $4 AND state = $5"
         ))
         .bind(to.as_str())
         .bind(check_run_id as i64)
         .bind(now_ms())
         .bind(id)
+        .bind(from.as_str())
         .execute(&mut *tx)
-        .await?;
-        if to == RunState::Queued {
-            super::jobs::insert(
-                &mut *tx,
-                super::jobs::JobKind::Gate,
-                &serde_json::json!({ "gate_run": id }),
-                None,
-                now,
-            )
-            .await?;
+        .await?
+        .rows_affected();
+        if n != 1 {
+            tx.rollback().await?;
+            return Ok(false);
         }
-        tx.commit().await
+        if to == RunState::Queued {
+            let payload = serde_json::json!({ "gate_run": id });
+            let key = format!("gate/{id}");
+            super::jobs::insert(&mut *tx, super::jobs::JobKind::Gate, &payload, Some(&key), now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Every run of one subject (a pull request's number, or `MERGE_GROUP`) at (head, base):

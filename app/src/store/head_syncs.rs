@@ -28,9 +28,10 @@ pub enum Read {
 
 impl Store {
     /// The subject starts reading `head_sha`. Against an unknown base (`None`: not looked up
-    /// yet) only a subject new to this head is recorded, as being read; against a known base, a
-    /// base other than the one last read — or a subject that was closed or failed — is read
-    /// again, so no earlier read's result shows meanwhile. `true` when anything changed.
+    /// yet) a subject new to this head, or one that was closed or failed (a reopened pull
+    /// request), is recorded as being read; against a known base, a base other than the one last
+    /// read is read again too, so no earlier read's result shows meanwhile. `true` when anything
+    /// changed.
     pub async fn begin_head_sync(
         &self,
         repo: &str,
@@ -41,7 +42,10 @@ impl Store {
         let n = match base_sha {
             None => sqlx::query(
                 "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
-                 VALUES ($1, $2, $3, '', NULL, 'open', $4) ON CONFLICT (repo, head_sha, subject) DO NOTHING",
+                 VALUES ($1, $2, $3, '', NULL, 'open', $4)
+                 ON CONFLICT (repo, head_sha, subject) DO UPDATE SET touched = NULL, state = 'open',
+                     updated_at = excluded.updated_at
+                 WHERE head_syncs.state <> 'open'",
             )
             .bind(repo)
             .bind(head_sha)
@@ -119,6 +123,26 @@ impl Store {
         .await?
         .rows_affected();
         Ok(n == 1)
+    }
+
+    /// Every head the subject has open (a closed pull request: all of them) is closed, or every
+    /// head it is still reading is failed (its read gave up). Gives the heads that changed.
+    pub async fn end_subject(&self, repo: &str, subject: u64, failed: bool) -> Result<Vec<String>, sqlx::Error> {
+        let which = if failed { "touched IS NULL" } else { "1 = 1" };
+        let heads = sqlx::query_scalar::<_, String>(&format!(
+            "SELECT head_sha FROM head_syncs WHERE repo = $1 AND subject = $2 AND state = 'open' AND {which}"
+        ))
+        .bind(repo)
+        .bind(subject as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut changed = Vec::new();
+        for head in heads {
+            if self.end_head_sync(repo, &head, subject, failed).await? {
+                changed.push(head);
+            }
+        }
+        Ok(changed)
     }
 
     /// Every subject of `head_sha`, by subject.
