@@ -21,7 +21,10 @@ CREATE TABLE check_states (
     updated_at        BIGINT NOT NULL,
     PRIMARY KEY (repo, head_sha, name)
 );
-CREATE INDEX check_states_unpublished ON check_states (publish_after);
+-- The publisher's claim looks only at what GitHub does not show yet: a partial index keeps that
+-- a look at a handful of rows however many checks are kept (both databases take the form).
+CREATE INDEX check_states_pending ON check_states (updated_at) WHERE version > published_version;
+CREATE INDEX gate_runs_pending ON gate_runs (updated_at) WHERE decision_version > published_version;
 
 -- What a head was last read as, for each subject that has it as its head: a pull request
 -- (`subject` is its number) or a merge-queue group (`subject` 0). Two pull requests can share a
@@ -41,6 +44,7 @@ CREATE TABLE head_syncs (
     updated_at BIGINT NOT NULL,
     PRIMARY KEY (repo, head_sha, subject)
 );
+CREATE INDEX head_syncs_subject ON head_syncs (repo, subject);
 
 -- Merge-queue groups: the group's head is compared with its base (what the base branch becomes
 -- against what it is). Their gate runs carry pr_number 0 (GitHub numbers pull requests from 1).

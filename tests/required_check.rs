@@ -282,6 +282,19 @@ fn open_second_pr_on_the_same_head(h: &Harness, commits: &Commits) {
     );
 }
 
+/// Re-runs #1's gate and waits for `evalgate` on the head to be decided a second time.
+async fn rerun_and_decide_again(h: &Harness) -> fake_github::CheckRun {
+    let gate = h.checks(HEAD, DEMO).pop().expect("the gate's check");
+    let rerun = h.github.check_run_event(REPO, gate.id, "rerequested", None, "alex");
+    assert_eq!(h.deliver("check_run", &rerun).await, 202);
+    h.until("evalgate decided again after the re-run", |_| {
+        h.checks(HEAD, EVALGATE)
+            .pop()
+            .filter(|c| c.status == "completed" && c.statuses_seen.iter().filter(|s| *s == "completed").count() >= 2)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_second_pr_on_the_same_head_that_touches_nothing_never_turns_evalgate_green() {
     let (h, commits) = pr_with_gate("{ max_regression_rate: 0.0 }", "0%").await;
@@ -292,16 +305,7 @@ async fn a_second_pr_on_the_same_head_that_touches_nothing_never_turns_evalgate_
     h.until("pull request #2 was read", |_| h.logs().contains("pull request synchronised pr=2").then_some(())).await;
     // #1's re-run goes through in progress to its decision again, with #2 read: the `evalgate`
     // check is one per commit, and #2's "nothing touched" cannot speak for #1.
-    let gate = h.checks(HEAD, DEMO).pop().expect("the gate's check");
-    let rerun = h.github.check_run_event(REPO, gate.id, "rerequested", None, "alex");
-    assert_eq!(h.deliver("check_run", &rerun).await, 202);
-    let check = h
-        .until("evalgate decided again after the re-run", |_| {
-            h.checks(HEAD, EVALGATE).pop().filter(|c| {
-                c.status == "completed" && c.statuses_seen.iter().filter(|s| *s == "completed").count() >= 2
-            })
-        })
-        .await;
+    let check = rerun_and_decide_again(&h).await;
     assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
     assert!(check.summary.contains("| `evalgate/demo` | failure"), "{}", check.summary);
     assert!(!check.conclusions_seen.iter().any(|c| c == "success"), "{:?}", check.conclusions_seen);
@@ -322,16 +326,7 @@ async fn closing_and_reopening_one_of_two_prs_on_a_head_never_shows_the_others_s
         .await;
     // #1's failure stands on the shared head through its close and reopening: #2 (nothing
     // touched at its base) never speaks for it.
-    let gate = h.checks(HEAD, DEMO).pop().expect("the gate's check");
-    let rerun = h.github.check_run_event(REPO, gate.id, "rerequested", None, "alex");
-    h.deliver("check_run", &rerun).await;
-    let check = h
-        .until("evalgate decided again", |_| {
-            h.checks(HEAD, EVALGATE).pop().filter(|c| {
-                c.status == "completed" && c.statuses_seen.iter().filter(|s| *s == "completed").count() >= 2
-            })
-        })
-        .await;
+    let check = rerun_and_decide_again(&h).await;
     assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
     assert!(!check.conclusions_seen.iter().any(|c| c == "success"), "{:?}", check.conclusions_seen);
 }

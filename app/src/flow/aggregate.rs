@@ -9,10 +9,10 @@ use super::checks::{GOLDEN_SET, PRE_REGISTRATION, bundle_check};
 use super::{Ctx, JobError};
 use crate::github::check::{CheckBody, Conclusion, Status};
 use crate::store::gate_runs::{GateRun, RunState};
-use crate::store::head_syncs::Read;
+use crate::store::head_syncs::{AGGREGATE_CHECK, Read, Subject};
 
 /// The name of the check to mark required.
-pub const EVALGATE: &str = "evalgate";
+pub const EVALGATE: &str = AGGREGATE_CHECK;
 
 /// What one summed-up check shows, as the aggregate reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub struct Row {
 /// A subject (a pull request's number, or `MERGE_GROUP`) starts reading `head`: the check is
 /// created at once, so a required check never waits on nothing, and goes back to pending when
 /// the base moved, so an earlier read's success never shows for a pair not yet read. `base` is
-/// `None` before the merge base is known.
+/// `None` before the merge base is known. The store marks the check with the change.
 pub async fn begin(
     ctx: &Ctx,
     installation: u64,
@@ -42,9 +42,11 @@ pub async fn begin(
     subject: u64,
     base: Option<&str>,
 ) -> Result<(), JobError> {
-    ctx.store.begin_head_sync(repo, head, subject, base).await?;
-    // Also when nothing changed: a retry after a mark that failed marks it now.
-    refresh(ctx, installation, repo, head).await
+    let s = Subject { repo, head_sha: head, subject, installation_id: installation };
+    if ctx.store.begin_head_sync(s, base).await? {
+        ctx.publish_wake.notify_one();
+    }
+    Ok(())
 }
 
 /// The subject read `head` against `base`: `touched` bundles, every run of them recorded.
@@ -57,8 +59,10 @@ pub async fn read(
     base: &str,
     touched: u64,
 ) -> Result<(), JobError> {
-    ctx.store.set_head_sync(repo, head, subject, base, touched).await?;
-    refresh(ctx, installation, repo, head).await
+    let s = Subject { repo, head_sha: head, subject, installation_id: installation };
+    ctx.store.set_head_sync(s, base, touched).await?;
+    ctx.publish_wake.notify_one();
+    Ok(())
 }
 
 /// The subject no longer has `head` to merge (closed, destroyed), or its read gave up
@@ -71,15 +75,17 @@ pub async fn end(
     subject: u64,
     failed: bool,
 ) -> Result<(), JobError> {
-    ctx.store.end_head_sync(repo, head, subject, failed).await?;
-    refresh(ctx, installation, repo, head).await
+    let s = Subject { repo, head_sha: head, subject, installation_id: installation };
+    ctx.store.end_head_sync(s, failed).await?;
+    ctx.publish_wake.notify_one();
+    Ok(())
 }
 
 /// A pull request closed (every head it has open is closed), or a read of its gave up for good
 /// (`failed`: every head it was still reading fails, whichever head the delivery named).
 pub async fn end_subject(ctx: &Ctx, installation: u64, repo: &str, subject: u64, failed: bool) -> Result<(), JobError> {
-    for head in ctx.store.end_subject(repo, subject, failed).await? {
-        refresh(ctx, installation, repo, &head).await?;
+    for head in ctx.store.open_heads_of(repo, subject, failed).await? {
+        end(ctx, installation, repo, &head, subject, failed).await?;
     }
     Ok(())
 }

@@ -89,21 +89,7 @@ impl Store {
         name: &str,
         installation_id: u64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO check_states (repo, head_sha, name, installation_id, body, updated_at)
-             VALUES ($1, $2, $3, $4, '', $5)
-             ON CONFLICT (repo, head_sha, name) DO UPDATE SET installation_id = excluded.installation_id,
-                 version = check_states.version + 1, publish_after = 0, publish_attempts = 0,
-                 publish_error = NULL, updated_at = excluded.updated_at",
-        )
-        .bind(repo)
-        .bind(head_sha)
-        .bind(name)
-        .bind(installation_id as i64)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        mark(&self.pool, repo, head_sha, name, installation_id).await
     }
 
     /// Every kept check on `head_sha`: (name, body).
@@ -248,4 +234,29 @@ impl Store {
             .await
             .map(|r| r.rows_affected())
     }
+}
+
+/// [`Store::mark_check_state`] on `db`: a pool, or a transaction the mark belongs to.
+pub(super) async fn mark<'c, E: sqlx::Executor<'c, Database = sqlx::Any>>(
+    db: E,
+    repo: &str,
+    head_sha: &str,
+    name: &str,
+    installation_id: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO check_states (repo, head_sha, name, installation_id, body, updated_at)
+         VALUES ($1, $2, $3, $4, '', $5)
+         ON CONFLICT (repo, head_sha, name) DO UPDATE SET installation_id = excluded.installation_id,
+             version = check_states.version + 1, publish_after = 0, publish_attempts = 0,
+             publish_error = NULL, updated_at = excluded.updated_at",
+    )
+    .bind(repo)
+    .bind(head_sha)
+    .bind(name)
+    .bind(installation_id as i64)
+    .bind(now_ms())
+    .execute(db)
+    .await?;
+    Ok(())
 }

@@ -1,8 +1,13 @@
 //! `head_syncs`: what each subject of a head — a pull request, or a merge-queue group — last
 //! read that head as: against which base, and how many bundles it touches. The `evalgate` check
-//! of a head sums up every open subject (see `flow::aggregate`).
+//! of a head sums up every open subject (see `flow::aggregate`). Every change here marks that
+//! check in the same transaction, so no failure can leave a change the check never follows.
 
+use super::check_runs::mark;
 use super::{Store, now_ms};
+
+/// The check that sums up a head: marked by every change of its subjects.
+pub const AGGREGATE_CHECK: &str = "evalgate";
 
 /// What one subject of a head was last read as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,123 +31,103 @@ pub enum Read {
     Failed,
 }
 
+/// The head a subject change is about, and the installation that publishes its check.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub repo: &'a str,
+    pub head_sha: &'a str,
+    pub subject: u64,
+    pub installation_id: u64,
+}
+
+/// A value bound after repo, head, subject and the time.
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
 impl Store {
-    /// The subject starts reading `head_sha`. Against an unknown base (`None`: not looked up
-    /// yet) a subject new to this head, or one that was closed or failed (a reopened pull
-    /// request), is recorded as being read; against a known base, a base other than the one last
-    /// read is read again too, so no earlier read's result shows meanwhile. `true` when anything
+    /// `sql` (binding repo, head, subject, then `extra`) in a transaction that also marks the
+    /// head's `evalgate` check when it changed a row, or always when `always`. `true` when a row
     /// changed.
-    pub async fn begin_head_sync(
+    async fn sync_and_mark(
         &self,
-        repo: &str,
-        head_sha: &str,
-        subject: u64,
-        base_sha: Option<&str>,
+        s: Subject<'_>,
+        sql: &str,
+        extra: &[Bind<'_>],
+        always: bool,
     ) -> Result<bool, sqlx::Error> {
-        let n = match base_sha {
-            None => sqlx::query(
-                "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
-                 VALUES ($1, $2, $3, '', NULL, 'open', $4)
-                 ON CONFLICT (repo, head_sha, subject) DO UPDATE SET touched = NULL, state = 'open',
-                     updated_at = excluded.updated_at
-                 WHERE head_syncs.state <> 'open'",
-            )
-            .bind(repo)
-            .bind(head_sha)
-            .bind(subject as i64)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
-            Some(base) => sqlx::query(
-                "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
-                 VALUES ($1, $2, $3, $4, NULL, 'open', $5)
-                 ON CONFLICT (repo, head_sha, subject) DO UPDATE SET base_sha = excluded.base_sha, touched = NULL,
-                     state = 'open', updated_at = excluded.updated_at
-                 WHERE head_syncs.base_sha <> excluded.base_sha OR head_syncs.state <> 'open'",
-            )
-            .bind(repo)
-            .bind(head_sha)
-            .bind(subject as i64)
-            .bind(base)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(n == 1)
+        let mut tx = self.pool.begin().await?;
+        let mut q = sqlx::query(sql).bind(s.repo).bind(s.head_sha).bind(s.subject as i64).bind(now_ms());
+        for e in extra {
+            q = match *e {
+                Bind::Text(t) => q.bind(t.to_owned()),
+                Bind::Int(n) => q.bind(n),
+            };
+        }
+        let changed = q.execute(&mut *tx).await?.rows_affected() == 1;
+        if changed || always {
+            mark(&mut *tx, s.repo, s.head_sha, AGGREGATE_CHECK, s.installation_id).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 
-    /// The subject read `head_sha` against `base_sha`: it touches `touched` bundles, and every
-    /// run of them exists.
-    pub async fn set_head_sync(
-        &self,
-        repo: &str,
-        head_sha: &str,
-        subject: u64,
-        base_sha: &str,
-        touched: u64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'open', $6)
+    /// The subject starts reading its head. Against an unknown base (`None`: not looked up yet)
+    /// a subject new to this head, or one that was closed or failed (a reopened pull request),
+    /// is recorded as being read; against a known base, a base other than the one last read is
+    /// read again too, so no earlier read's result shows meanwhile. `true` when anything changed.
+    pub async fn begin_head_sync(&self, s: Subject<'_>, base_sha: Option<&str>) -> Result<bool, sqlx::Error> {
+        match base_sha {
+            None => {
+                let sql = "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
+                     VALUES ($1, $2, $3, '', NULL, 'open', $4)
+                     ON CONFLICT (repo, head_sha, subject) DO UPDATE SET touched = NULL, state = 'open',
+                         updated_at = excluded.updated_at
+                     WHERE head_syncs.state <> 'open'";
+                self.sync_and_mark(s, sql, &[], false).await
+            }
+            Some(base) => {
+                let sql = "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
+                     VALUES ($1, $2, $3, $5, NULL, 'open', $4)
+                     ON CONFLICT (repo, head_sha, subject) DO UPDATE SET base_sha = excluded.base_sha, touched = NULL,
+                         state = 'open', updated_at = excluded.updated_at
+                     WHERE head_syncs.base_sha <> excluded.base_sha OR head_syncs.state <> 'open'";
+                self.sync_and_mark(s, sql, &[Bind::Text(base)], false).await
+            }
+        }
+    }
+
+    /// The subject read its head against `base_sha`: it touches `touched` bundles, and every run
+    /// of them exists.
+    pub async fn set_head_sync(&self, s: Subject<'_>, base_sha: &str, touched: u64) -> Result<(), sqlx::Error> {
+        let sql = "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
+             VALUES ($1, $2, $3, $5, $6, 'open', $4)
              ON CONFLICT (repo, head_sha, subject) DO UPDATE SET base_sha = excluded.base_sha,
-                 touched = excluded.touched, state = 'open', updated_at = excluded.updated_at",
-        )
-        .bind(repo)
-        .bind(head_sha)
-        .bind(subject as i64)
-        .bind(base_sha)
-        .bind(touched as i64)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+                 touched = excluded.touched, state = 'open', updated_at = excluded.updated_at";
+        self.sync_and_mark(s, sql, &[Bind::Text(base_sha), Bind::Int(touched as i64)], true).await?;
         Ok(())
     }
 
-    /// The subject no longer has `head_sha` to merge (closed, destroyed), or its read of it gave
-    /// up (`failed`). `true` when that changed anything.
-    pub async fn end_head_sync(
-        &self,
-        repo: &str,
-        head_sha: &str,
-        subject: u64,
-        failed: bool,
-    ) -> Result<bool, sqlx::Error> {
+    /// The subject no longer has its head to merge (closed, destroyed), or its read of it gave
+    /// up (`failed`). The check is marked either way (a retry after a failure marks it now).
+    pub async fn end_head_sync(&self, s: Subject<'_>, failed: bool) -> Result<bool, sqlx::Error> {
         let state = if failed { "failed" } else { "closed" };
-        let n = sqlx::query(
-            "UPDATE head_syncs SET state = $1, updated_at = $2
-             WHERE repo = $3 AND head_sha = $4 AND subject = $5 AND state <> $1",
-        )
-        .bind(state)
-        .bind(now_ms())
-        .bind(repo)
-        .bind(head_sha)
-        .bind(subject as i64)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+        let sql = "UPDATE head_syncs SET state = $5, updated_at = $4
+             WHERE repo = $1 AND head_sha = $2 AND subject = $3 AND state <> $5";
+        self.sync_and_mark(s, sql, &[Bind::Text(state)], true).await
     }
 
-    /// Every head the subject has open (a closed pull request: all of them) is closed, or every
-    /// head it is still reading is failed (its read gave up). Gives the heads that changed.
-    pub async fn end_subject(&self, repo: &str, subject: u64, failed: bool) -> Result<Vec<String>, sqlx::Error> {
+    /// The heads the subject has open (`failed`: only those it is still reading).
+    pub async fn open_heads_of(&self, repo: &str, subject: u64, failed: bool) -> Result<Vec<String>, sqlx::Error> {
         let which = if failed { "touched IS NULL" } else { "1 = 1" };
-        let heads = sqlx::query_scalar::<_, String>(&format!(
+        sqlx::query_scalar::<_, String>(&format!(
             "SELECT head_sha FROM head_syncs WHERE repo = $1 AND subject = $2 AND state = 'open' AND {which}"
         ))
         .bind(repo)
         .bind(subject as i64)
         .fetch_all(&self.pool)
-        .await?;
-        let mut changed = Vec::new();
-        for head in heads {
-            if self.end_head_sync(repo, &head, subject, failed).await? {
-                changed.push(head);
-            }
-        }
-        Ok(changed)
+        .await
     }
 
     /// Every subject of `head_sha`, by subject.
