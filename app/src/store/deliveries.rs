@@ -4,6 +4,7 @@
 use super::{Store, now_ms};
 use crate::store::jobs::JobKind;
 use serde::Deserialize;
+use sqlx::Executor as _;
 
 /// What happened to a delivery on intake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +27,27 @@ impl Store {
     ) -> Result<Intake, sqlx::Error> {
         let now = now_ms();
         let ready = if queue { self.lease_clock(now).await? } else { now };
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == super::Backend::Sqlite {
+            // The one commit GitHub is answered after: synced to disk (see `Store::connect`).
+            // Syncing the write-ahead log makes every earlier commit durable with it.
+            conn.execute("PRAGMA synchronous = FULL").await?;
+        }
+        let outcome = Self::store_delivery(&mut conn, (delivery_id, event, action, payload), queue, now, ready).await;
+        if self.backend == super::Backend::Sqlite {
+            conn.execute("PRAGMA synchronous = NORMAL").await?;
+        }
+        outcome
+    }
+
+    async fn store_delivery(
+        conn: &mut sqlx::AnyConnection,
+        (delivery_id, event, action, payload): (&str, &str, &str, &str),
+        queue: bool,
+        now: i64,
+        ready: i64,
+    ) -> Result<Intake, sqlx::Error> {
+        let mut tx = sqlx::Connection::begin(conn).await?;
         let inserted = sqlx::query(
             "INSERT INTO deliveries (delivery_id, event, action, received_at, payload) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (delivery_id) DO NOTHING",
         )

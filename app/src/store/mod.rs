@@ -96,6 +96,12 @@ impl Store {
                         // WAL lets readers run beside the one writer; a writer waits up to 10 s.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        // Commits reach the log at once but are synced to disk only with the next
+                        // synced one: a power loss can take the last few back, always as a whole
+                        // and in order (a consistent earlier state; jobs redo what was lost). The
+                        // commit a webhook is answered after is synced (`take_delivery`), so an
+                        // acknowledged delivery, and all before it, survives a power loss too.
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
                     }
                     Ok(())
                 })
