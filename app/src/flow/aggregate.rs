@@ -30,17 +30,17 @@ pub struct Row {
     pub link: Option<String>,
 }
 
-/// A subject (a pull request's number, or `MERGE_GROUP`) starts reading `head`: the check is
-/// created at once, so a required check never waits on nothing, and goes back to pending when
-/// the base moved, so an earlier read's success never shows for a pair not yet read. `base` is
-/// `None` before the merge base is known. The store marks the check with the change.
+/// A subject (a pull request's number, or `MERGE_GROUP`) starts reading `head` against `base`:
+/// the check is created before anything is read, so a required check never waits on nothing,
+/// and goes back to pending when the base moved, so an earlier read's success never shows for a
+/// pair not yet read. The store marks the check with the change.
 pub async fn begin(
     ctx: &Ctx,
     installation: u64,
     repo: &str,
     head: &str,
     subject: u64,
-    base: Option<&str>,
+    base: &str,
 ) -> Result<(), JobError> {
     let s = Subject { repo, head_sha: head, subject, installation_id: installation };
     if ctx.store.begin_head_sync(s, base).await? {

@@ -20,7 +20,7 @@ pub async fn checks_requested(ctx: &Arc<Ctx>, group: MergeGroup) -> Result<(), J
     let (repo, head, base) = (group.repo.as_str(), group.head_sha.as_str(), group.base_sha.as_str());
     ctx.store.upsert_merge_group(&group).await?;
     ctx.store.remember_repository(repo, group.installation_id).await?;
-    aggregate::begin(ctx, group.installation_id, repo, head, MERGE_GROUP, Some(base)).await?;
+    aggregate::begin(ctx, group.installation_id, repo, head, MERGE_GROUP, base).await?;
     let gh = ctx.github.installation(group.installation_id)?;
     let base_tree = CommitTree::fetch(&gh, repo, base).await?;
     let head_tree = CommitTree::fetch(&gh, repo, head).await?;

@@ -75,15 +75,14 @@ pub async fn sync(
         return Ok(());
     }
     let head = pr.head.sha.clone();
-    // The one check to mark required exists from the first moment, so it never waits on nothing.
-    super::aggregate::begin(ctx, installation, repo, &head, number, None).await?;
     // What is compared: the merge base of the head and the base branch, as `evalgate eval` does.
     // A result holds for this (base, head) pair only: a new base branch, or a head that merged
     // the base branch, is evaluated again.
     let base = gh.merge_base(repo, &pr.base.git_ref, &head).await?;
-    // A base other than the one last read: pending until this pair is read, never the old
-    // pair's result.
-    super::aggregate::begin(ctx, installation, repo, &head, number, Some(&base)).await?;
+    // The one check to mark required exists from here, before anything is read, so it never
+    // waits on nothing; a base other than the one last read makes it pending until this pair is
+    // read, never the old pair's result.
+    super::aggregate::begin(ctx, installation, repo, &head, number, &base).await?;
     let fork = pr.is_fork();
     ctx.store.upsert_pr(repo, number, installation, &head, &base, fork).await?;
     ctx.store.remember_repository(repo, installation).await?;

@@ -73,29 +73,16 @@ impl Store {
         Ok(changed)
     }
 
-    /// The subject starts reading its head. Against an unknown base (`None`: not looked up yet)
-    /// a subject new to this head, or one that was closed or failed (a reopened pull request),
-    /// is recorded as being read; against a known base, a base other than the one last read is
-    /// read again too, so no earlier read's result shows meanwhile. `true` when anything changed.
-    pub async fn begin_head_sync(&self, s: Subject<'_>, base_sha: Option<&str>) -> Result<bool, sqlx::Error> {
-        match base_sha {
-            None => {
-                let sql = "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
-                     VALUES ($1, $2, $3, '', NULL, 'open', $4)
-                     ON CONFLICT (repo, head_sha, subject) DO UPDATE SET touched = NULL, state = 'open',
-                         updated_at = excluded.updated_at
-                     WHERE head_syncs.state <> 'open'";
-                self.sync_and_mark(s, sql, &[], false).await
-            }
-            Some(base) => {
-                let sql = "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
-                     VALUES ($1, $2, $3, $5, NULL, 'open', $4)
-                     ON CONFLICT (repo, head_sha, subject) DO UPDATE SET base_sha = excluded.base_sha, touched = NULL,
-                         state = 'open', updated_at = excluded.updated_at
-                     WHERE head_syncs.base_sha <> excluded.base_sha OR head_syncs.state <> 'open'";
-                self.sync_and_mark(s, sql, &[Bind::Text(base)], false).await
-            }
-        }
+    /// The subject starts reading its head against `base_sha`: a subject new to this head, one
+    /// that was closed or failed (a reopened pull request), or one whose base moved is recorded
+    /// as being read, so no earlier read's result shows meanwhile. `true` when anything changed.
+    pub async fn begin_head_sync(&self, s: Subject<'_>, base_sha: &str) -> Result<bool, sqlx::Error> {
+        let sql = "INSERT INTO head_syncs (repo, head_sha, subject, base_sha, touched, state, updated_at)
+             VALUES ($1, $2, $3, $5, NULL, 'open', $4)
+             ON CONFLICT (repo, head_sha, subject) DO UPDATE SET base_sha = excluded.base_sha, touched = NULL,
+                 state = 'open', updated_at = excluded.updated_at
+             WHERE head_syncs.base_sha <> excluded.base_sha OR head_syncs.state <> 'open'";
+        self.sync_and_mark(s, sql, &[Bind::Text(base_sha)], false).await
     }
 
     /// The subject read its head against `base_sha`: it touches `touched` bundles, and every run
