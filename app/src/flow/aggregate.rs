@@ -30,52 +30,27 @@ pub struct Row {
     pub link: Option<String>,
 }
 
-/// A subject (a pull request's number, or `MERGE_GROUP`) starts reading `head` against `base`:
+/// A subject (a pull request, or a merge group: `MERGE_GROUP`) starts reading its head against `base`:
 /// the check is created before anything is read, so a required check never waits on nothing,
 /// and goes back to pending when the base moved, so an earlier read's success never shows for a
 /// pair not yet read. The store marks the check with the change.
-pub async fn begin(
-    ctx: &Ctx,
-    installation: u64,
-    repo: &str,
-    head: &str,
-    subject: u64,
-    base: &str,
-) -> Result<(), JobError> {
-    let s = Subject { repo, head_sha: head, subject, installation_id: installation };
+pub async fn begin(ctx: &Ctx, s: Subject<'_>, base: &str) -> Result<(), JobError> {
     if ctx.store.begin_head_sync(s, base).await? {
         ctx.publish_wake.notify_one();
     }
     Ok(())
 }
 
-/// The subject read `head` against `base`: `touched` bundles, every run of them recorded.
-pub async fn read(
-    ctx: &Ctx,
-    installation: u64,
-    repo: &str,
-    head: &str,
-    subject: u64,
-    base: &str,
-    touched: u64,
-) -> Result<(), JobError> {
-    let s = Subject { repo, head_sha: head, subject, installation_id: installation };
+/// The subject read its head against `base`: `touched` bundles, every run of them recorded.
+pub async fn read(ctx: &Ctx, s: Subject<'_>, base: &str, touched: u64) -> Result<(), JobError> {
     ctx.store.set_head_sync(s, base, touched).await?;
     ctx.publish_wake.notify_one();
     Ok(())
 }
 
-/// The subject no longer has `head` to merge (closed, destroyed), or its read gave up
+/// The subject no longer has its head to merge (closed, destroyed), or its read gave up
 /// (`failed`: the check fails rather than waiting forever).
-pub async fn end(
-    ctx: &Ctx,
-    installation: u64,
-    repo: &str,
-    head: &str,
-    subject: u64,
-    failed: bool,
-) -> Result<(), JobError> {
-    let s = Subject { repo, head_sha: head, subject, installation_id: installation };
+pub async fn end(ctx: &Ctx, s: Subject<'_>, failed: bool) -> Result<(), JobError> {
     ctx.store.end_head_sync(s, failed).await?;
     ctx.publish_wake.notify_one();
     Ok(())
@@ -85,7 +60,7 @@ pub async fn end(
 /// (`failed`: every head it was still reading fails, whichever head the delivery named).
 pub async fn end_subject(ctx: &Ctx, installation: u64, repo: &str, subject: u64, failed: bool) -> Result<(), JobError> {
     for head in ctx.store.open_heads_of(repo, subject, failed).await? {
-        end(ctx, installation, repo, &head, subject, failed).await?;
+        end(ctx, Subject { repo, head_sha: &head, subject, installation_id: installation }, failed).await?;
     }
     Ok(())
 }

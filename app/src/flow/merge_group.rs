@@ -11,6 +11,7 @@ use super::{Ctx, JobError, aggregate};
 use crate::audit::Kind;
 use crate::github::tree::CommitTree;
 use crate::store::gate_runs::{GateRun, Guard, NewGateRun, RunKind, RunState};
+use crate::store::head_syncs::Subject;
 use crate::store::merge_groups::{MERGE_GROUP, MergeGroup};
 use evaluators::report::Report;
 use serde_json::json;
@@ -20,7 +21,8 @@ pub async fn checks_requested(ctx: &Arc<Ctx>, group: MergeGroup) -> Result<(), J
     let (repo, head, base) = (group.repo.as_str(), group.head_sha.as_str(), group.base_sha.as_str());
     ctx.store.upsert_merge_group(&group).await?;
     ctx.store.remember_repository(repo, group.installation_id).await?;
-    aggregate::begin(ctx, group.installation_id, repo, head, MERGE_GROUP, base).await?;
+    let subject = Subject { repo, head_sha: head, subject: MERGE_GROUP, installation_id: group.installation_id };
+    aggregate::begin(ctx, subject, base).await?;
     let gh = ctx.github.installation(group.installation_id)?;
     let base_tree = CommitTree::fetch(&gh, repo, base).await?;
     let head_tree = CommitTree::fetch(&gh, repo, head).await?;
@@ -58,7 +60,7 @@ pub async fn checks_requested(ctx: &Arc<Ctx>, group: MergeGroup) -> Result<(), J
             pr::start(ctx, &gh, repo, head, &t.name, &run.id, RunState::Queued, previous).await?;
         }
     }
-    aggregate::read(ctx, group.installation_id, repo, head, MERGE_GROUP, base, touched.len() as u64).await
+    aggregate::read(ctx, subject, base, touched.len() as u64).await
 }
 
 /// "Re-run" on one of the group's checks (`name`), or on its suite: its finished evaluations
@@ -114,7 +116,8 @@ pub async fn destroyed(ctx: &Ctx, group: MergeGroup) -> Result<(), JobError> {
         .await?;
     }
     // Also when nothing had a check run to cancel: the group's `evalgate` follows.
-    aggregate::end(ctx, known.installation_id, repo, head, MERGE_GROUP, false).await
+    let subject = Subject { repo, head_sha: head, subject: MERGE_GROUP, installation_id: known.installation_id };
+    aggregate::end(ctx, subject, false).await
 }
 
 /// A pull request's decision by a person that holds for this group's run too: the same bundle

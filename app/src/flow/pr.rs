@@ -14,6 +14,7 @@ use crate::github::tree::CommitTree;
 use crate::store::audit::NewEntry;
 use crate::store::gate_runs::{Decision, GateRun, Guard, RunKind};
 use crate::store::gate_runs::{NewGateRun, RunState};
+use crate::store::head_syncs::Subject;
 use evaluators::gate::{Key, fmt_value};
 use evaluators::instrument;
 use evaluators::preregistration::{self, PreRegistration, Problem};
@@ -82,7 +83,8 @@ pub async fn sync(
     // The one check to mark required exists from here, before anything is read, so it never
     // waits on nothing; a base other than the one last read makes it pending until this pair is
     // read, never the old pair's result.
-    super::aggregate::begin(ctx, installation, repo, &head, number, &base).await?;
+    let subject = Subject { repo, head_sha: &head, subject: number, installation_id: installation };
+    super::aggregate::begin(ctx, subject, &base).await?;
     let fork = pr.is_fork();
     ctx.store.upsert_pr(repo, number, installation, &head, &base, fork).await?;
     ctx.store.remember_repository(repo, installation).await?;
@@ -94,7 +96,7 @@ pub async fn sync(
     let touched = touched::find(&gh, &base_tree, &head_tree, &files).await?;
     tracing::info!(pr = number, head = %head, base = %base, touched = touched.len(), "pull request synchronised");
     if touched.is_empty() {
-        return super::aggregate::read(ctx, installation, repo, &head, number, &base, 0).await;
+        return super::aggregate::read(ctx, subject, &base, 0).await;
     }
 
     let prereg = preregistration::parse(pr.body.as_deref());
@@ -178,7 +180,7 @@ pub async fn sync(
         start(ctx, &gh, repo, &head, &t.name, &run.id, state, (!created).then_some(run.state)).await?;
     }
     // Every run of this pair exists now: the aggregate can tell "still running" from "done".
-    super::aggregate::read(ctx, installation, repo, &head, number, &base, touched.len() as u64).await?;
+    super::aggregate::read(ctx, subject, &base, touched.len() as u64).await?;
     super::comment::update(ctx, &gh, repo, number).await?;
     Ok(())
 }
